@@ -1,0 +1,26 @@
+"""Random search: architectures drawn uniformly at random from the space."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from raynas.search.policy import Policy
+from raynas.types import Arch, Result
+
+
+class RandomSearch(Policy):
+    """Uniform random sampling. Repeats are answered by the search's cache.
+
+    Example:
+        >>> from raynas.spaces import NB201Space
+        >>> RandomSearch(NB201Space(), seed=1).ask(1)
+        [(2, 0, 4, 2, 2, 3)]
+    """
+
+    name = "random"
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        return [self.space.sample(self.rng) for _ in range(self._check_n(n))]
+
+    def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
+        self._check_told(archs, results)

@@ -1,0 +1,107 @@
+"""Optuna's TPE sampler as a raynas policy: a peer to compare against anywhere.
+
+Needs the ``optuna`` extra (``pip install 'raynas[optuna]'``). Every decision is
+a categorical Optuna parameter named after the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from raynas.errors import CheckpointError, require
+from raynas.search.policy import Policy
+from raynas.types import Arch, Result
+
+
+class TPE(Policy):
+    """Tree-structured Parzen Estimator (Optuna's ``TPESampler``) through ask/tell.
+
+    Optuna's sampler state is not serialisable, so :meth:`state_dict` stores the
+    told history and :meth:`load_state_dict` replays it on a fresh, identically
+    seeded study; the replay checks that it proposes the same architectures.
+
+    Args:
+        n_startup_trials: Random trials before TPE takes over (Optuna's default 10).
+        multivariate: Use the multivariate TPE.
+
+    Example:
+        >>> from raynas.spaces import NB201Space
+        >>> tpe = TPE(NB201Space(), seed=0)                               # doctest: +SKIP
+        >>> archs = tpe.ask(1)                                            # doctest: +SKIP
+    """
+
+    name = "tpe"
+
+    def __init__(self, space, *, seed=0, objective=None, n_startup_trials=10, multivariate=False):
+        super().__init__(space, seed=seed, objective=objective)
+        self.n_startup_trials = n_startup_trials
+        self.multivariate = multivariate
+        self._optuna = require("optuna", "optuna")
+        self._optuna.logging.set_verbosity(self._optuna.logging.WARNING)
+        self._study = self._new_study()
+        self._pending: dict[Arch, list[Any]] = {}
+        self._events: list[dict[str, Any]] = []  # {"ask": archs} | {"tell": [[arch, score]]}
+
+    def _new_study(self):
+        sampler = self._optuna.samplers.TPESampler(
+            seed=self.seed, n_startup_trials=self.n_startup_trials, multivariate=self.multivariate
+        )
+        return self._optuna.create_study(direction="maximize", sampler=sampler)
+
+    def _suggest(self, trial) -> Arch:
+        return tuple(
+            d.choices.index(trial.suggest_categorical(d.name, d.choices))
+            for d in self.space.decisions
+        )
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        out = []
+        for _ in range(self._check_n(n)):
+            trial = self._study.ask()
+            arch = self._suggest(trial)
+            self._pending.setdefault(arch, []).append(trial)
+            out.append(arch)
+        self._events.append({"ask": [list(a) for a in out]})
+        return out
+
+    def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
+        self._check_told(archs, results)
+        told = []
+        for arch, result in zip(archs, results):
+            if not self._pending.get(arch):
+                raise ValueError(f"tell: {self.space.to_str(arch)} was not asked")
+            trial = self._pending[arch].pop(0)
+            score = self._score(result)
+            if score == float("-inf"):
+                self._study.tell(trial, state=self._optuna.trial.TrialState.FAIL)
+                told.append([list(arch), None])
+            else:
+                self._study.tell(trial, score)
+                told.append([list(arch), score])
+        self._events.append({"tell": told})
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"n_startup_trials": self.n_startup_trials, "multivariate": self.multivariate}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "events": self._events}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._study, self._pending, self._events = self._new_study(), {}, []
+        for event in state["events"]:
+            if "ask" in event:
+                archs = self.ask(len(event["ask"]))
+                if [list(a) for a in archs] != event["ask"]:
+                    raise CheckpointError("TPE: replaying the history proposed other architectures")
+            else:
+                archs = [tuple(a) for a, _ in event["tell"]]
+                results = [self._replayed(score) for _, score in event["tell"]]
+                self.tell(archs, results)
+
+    def _replayed(self, score: float | None) -> Result:
+        if score is None:
+            return Result.failed("failed before the checkpoint")
+        value = self.objective.sign * score
+        return Result({self.objective.metric: value})

@@ -1,0 +1,124 @@
+"""Bench outputs: ``summary.md`` (regret table) and ``regret.png`` (regret curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from raynas.bench.runner import BenchConfig
+    from raynas.benchmarks import BenchmarkTable
+
+REPORT_QUERIES = (25, 50, 100, 200)
+
+
+def report_points(budget: int) -> list[int]:
+    """Queries at which the summary reports regret: 25/50/100/200 up to the budget, and the budget."""
+    points = [q for q in REPORT_QUERIES if q <= budget]
+    return points if budget in points else [*points, budget]
+
+
+def regret_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.ndarray:
+    """Regret of each seed's incumbent after ``query`` queries (its last value if it stopped early)."""
+    mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
+    sub = curves.filter(pc.and_(mask, pc.less_equal(curves["query"], query)))
+    seeds = sub["seed"].to_numpy()
+    queries = sub["query"].to_numpy()
+    regret = sub["regret"].to_numpy(zero_copy_only=False)
+    out = []
+    for seed in np.unique(seeds):
+        rows = seeds == seed
+        out.append(regret[rows][np.argmax(queries[rows])])
+    return np.asarray(out, dtype=float)
+
+
+def regret_floor(table: BenchmarkTable, dataset: str, search: str, report: str) -> float:
+    """Test regret of the architecture with the best search metric (what a perfect search gets)."""
+    best_row = int(np.argmax(table.column(dataset, search)))
+    return table.best(dataset, report) - float(table.column(dataset, report)[best_row])
+
+
+def write_summary(
+    curves: pa.Table,
+    table: BenchmarkTable,
+    config: BenchConfig,
+    path: Path,
+    wall_seconds: float,
+    evaluations: int,
+) -> str:
+    """Write the markdown summary: mean ± std of regret at the report points."""
+    points = report_points(config.budget)
+    lines = [
+        "# raynas bench summary",
+        "",
+        f"- table: `{table.path}` ({len(table)} architectures, space `{table.space.name}`)",
+        f"- protocol: search on `{config.search_metric}`, report `{config.report_metric}` of the "
+        "incumbent (best so far by the search metric); regret = table's best report metric "
+        "minus the incumbent's",
+        f"- {config.seeds} seeds per policy and dataset, budget {config.budget} queries "
+        "(cached repeats are free)",
+        f"- wall time {wall_seconds:.1f} s for {evaluations} evaluations "
+        f"({evaluations / max(wall_seconds, 1e-9):.0f} evaluations/s end to end)",
+        "",
+    ]
+    for dataset in config.datasets:
+        best = table.best(dataset, config.report_metric)
+        floor = regret_floor(table, dataset, config.search_metric, config.report_metric)
+        lines += [
+            f"## {dataset}",
+            "",
+            f"Best {config.report_metric}: {best:.2f}; regret floor (best by "
+            f"{config.search_metric}): {floor:.2f}. Regret in percentage points, mean ± std.",
+            "",
+            "| policy | " + " | ".join(f"@{q}" for q in points) + " |",
+            "|---|" + "---|" * len(points),
+        ]
+        for policy in config.policies:
+            cells = []
+            for q in points:
+                r = regret_at(curves, policy, dataset, q)
+                cells.append(f"{r.mean():.2f} ± {r.std():.2f}")
+            lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+        lines.append("")
+    text = "\n".join(lines)
+    path.write_text(text)
+    return text
+
+
+def write_plot(curves: pa.Table, path: Path) -> None:
+    """Mean regret vs queries (log-scaled), one panel per dataset, ±1 standard error bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(curves["dataset"].to_pylist()))
+    policies = list(dict.fromkeys(curves["policy"].to_pylist()))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        for policy in policies:
+            mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
+            sub = curves.filter(mask)
+            query = sub["query"].to_numpy()
+            regret = sub["regret"].to_numpy(zero_copy_only=False)
+            xs = np.unique(query)
+            mean = np.array([np.nanmean(regret[query == x]) for x in xs])
+            sem = np.array([
+                np.nanstd(regret[query == x]) / np.sqrt(max((query == x).sum(), 1)) for x in xs
+            ])
+            (line,) = ax.plot(xs, mean, label=policy)
+            ax.fill_between(xs, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_title(dataset)
+        ax.set_xlabel("queries")
+        ax.set_ylabel("test regret (pp)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

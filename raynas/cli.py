@@ -1,0 +1,154 @@
+"""The ``raynas`` command.
+
+* ``raynas bench`` — compare policies on a benchmark table (many seeds, on Ray).
+* ``raynas search`` — one resumable search on a benchmark table.
+
+User mistakes print one ``raynas: error: ...`` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from raynas import __version__
+from raynas.errors import RaynasError
+
+DEFAULT_TABLE_ENV = "RAYNAS_NB201_TABLE"
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    items = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _table_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--benchmark", type=Path, default=os.environ.get(DEFAULT_TABLE_ENV),
+        help=f"benchmark table (.parquet/.csv); default ${DEFAULT_TABLE_ENV}",
+    )
+    parser.add_argument("--space", default="nb201", help="search space of the table (nb201)")
+
+
+def _policy_kwargs(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--policy-kwargs is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--policy-kwargs must be a JSON object")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="raynas", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"raynas {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="compare policies on a benchmark table, on Ray")
+    _table_arg(bench)
+    bench.add_argument("--datasets", type=_csv, default=("cifar10", "cifar100", "imagenet16_120"))
+    bench.add_argument("--policies", type=_csv, default=("random", "rea", "ls"))
+    bench.add_argument("--seeds", type=int, default=20, help="seeds per policy and dataset")
+    bench.add_argument("--budget", type=int, default=200, help="queries per search")
+    bench.add_argument("--out", type=Path, default=Path("raynas-results/bench"))
+    bench.add_argument("--base-seed", type=int, default=0)
+    bench.add_argument("--batch-size", type=int, default=1)
+    bench.add_argument(
+        "--policy-kwargs", default=None,
+        help='JSON hyperparameters per policy, e.g. \'{"rea": {"sample_size": 10}}\'',
+    )
+    bench.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    bench.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+
+    search = sub.add_parser("search", help="one resumable search on a benchmark table")
+    _table_arg(search)
+    search.add_argument("--dataset", default="cifar10")
+    search.add_argument("--policy", default="rea")
+    search.add_argument("--policy-kwargs", default=None, help="JSON hyperparameters")
+    search.add_argument("--budget", type=int, default=100, help="queries")
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--batch-size", type=int, default=1)
+    search.add_argument("--out", type=Path, default=Path("raynas-results/search"))
+    search.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    search.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def _need_table(args: argparse.Namespace) -> Path:
+    if args.benchmark is None:
+        raise ValueError(f"no benchmark table: pass --benchmark or set ${DEFAULT_TABLE_ENV}")
+    return args.benchmark
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from raynas.bench import BenchConfig, run_bench
+
+    config = BenchConfig(
+        benchmark=_need_table(args), datasets=args.datasets, policies=args.policies,
+        seeds=args.seeds, budget=args.budget, out=args.out, space=args.space,
+        base_seed=args.base_seed, batch_size=args.batch_size,
+        policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
+        address=args.address,
+    )
+    run_bench(config)
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"wrote {args.out}/curves.parquet, summary.md, regret.png")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from raynas.benchmarks import BenchmarkTable
+    from raynas.evaluators import TabularEvaluator
+    from raynas.policies import make_policy
+    from raynas.search import Budget, Search
+
+    table = BenchmarkTable.load(_need_table(args), args.space)
+    evaluator = TabularEvaluator(table, args.dataset)
+    policy = make_policy(
+        args.policy, table.space, seed=args.seed, **_policy_kwargs(args.policy_kwargs)
+    )
+    search = Search(
+        table.space, policy, evaluator, Budget(max_queries=args.budget),
+        batch_size=args.batch_size, out_dir=args.out, progress=not args.no_progress,
+    )
+    result = search.run(resume=args.resume)
+    metrics = ", ".join(f"{k}={v:.2f}" for k, v in result.incumbent_metrics.items())
+    print(f"incumbent after {result.queries} queries: {result.incumbent} ({metrics})")
+    print(f"regret: {evaluator.optimum() - result.incumbent_metrics[evaluator.report_metric]:.2f}")
+    print(f"history: {Path(args.out) / 'history.parquet'}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    commands = {"bench": cmd_bench, "search": cmd_search}
+    try:
+        return commands[args.command](args)
+    except (RaynasError, ValueError, TypeError, FileNotFoundError) as exc:
+        if args.verbose:
+            raise
+        print(f"raynas: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("raynas: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

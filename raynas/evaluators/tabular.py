@@ -1,0 +1,80 @@
+"""Table lookups: the evaluator of benchmark mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from raynas.benchmarks.table import BenchmarkTable
+from raynas.types import Arch, Result
+
+
+class TabularEvaluator:
+    """Answer evaluations from a :class:`~raynas.benchmarks.BenchmarkTable` in microseconds.
+
+    The protocol is the benchmark's: search on ``valid_acc``, report ``test_acc``
+    of the incumbent (the best architecture so far by validation accuracy).
+    Each result carries every metric the table has for the dataset, named
+    ``<split>_<metric>`` (``valid_acc``, ``test_acc``, ...).
+
+    Args:
+        table: The benchmark table.
+        dataset: Which of the table's datasets to evaluate on.
+        search_metric: Metric the search optimises (default ``valid_acc``).
+        report_metric: Metric reported for the incumbent (default ``test_acc``).
+        cost_metric: Optional ``<split>_<metric>`` column holding simulated
+            training seconds, used as each result's cost.
+
+    Example:
+        >>> evaluator = TabularEvaluator(table, "cifar10")               # doctest: +SKIP
+        >>> evaluator.evaluate([table.archs[0]])[0].metrics["valid_acc"]  # doctest: +SKIP
+        63.364
+    """
+
+    def __init__(
+        self,
+        table: BenchmarkTable,
+        dataset: str,
+        search_metric: str = "valid_acc",
+        report_metric: str = "test_acc",
+        cost_metric: str | None = None,
+    ) -> None:
+        self.table = table
+        self.dataset = table.check_dataset(dataset)
+        keys = table.metrics(dataset)
+        for metric in (search_metric, report_metric, cost_metric):
+            if metric is not None:
+                table.column(dataset, metric)  # raises with the known names
+        self.search_metric = search_metric
+        self.report_metric = report_metric
+        self.cost_metric = cost_metric
+        self._keys = keys
+        self._columns = [table.column(dataset, key) for key in keys]
+        self._cost = table.column(dataset, cost_metric) if cost_metric else None
+
+    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+        """Look ``archs`` up; an architecture missing from the table gives a failed result."""
+        results = []
+        for arch in archs:
+            row = self.table.row(arch)
+            if row is None:
+                text = self.table.space.to_str(arch)
+                results.append(Result.failed(f"{text} is not in the table"))
+                continue
+            metrics = {key: float(col[row]) for key, col in zip(self._keys, self._columns)}
+            cost = float(self._cost[row]) if self._cost is not None else 0.0
+            results.append(Result(metrics, cost=cost))
+        return results
+
+    def optimum(self) -> float:
+        """Best report metric in the table: the zero of the regret."""
+        return self.table.best(self.dataset, self.report_metric)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "evaluator": "tabular",
+            "table": str(self.table.path),
+            "dataset": self.dataset,
+            "search_metric": self.search_metric,
+            "report_metric": self.report_metric,
+        }

@@ -1,0 +1,63 @@
+"""Callbacks: hooks the search loop calls, e.g. the progress bar.
+
+A callback subclasses :class:`Callback` and overrides the hooks it needs:
+
+* ``on_search_start(search)`` — once, before the first ``ask`` (also on resume);
+* ``on_step(search, rows)`` — after each ``tell``, with the history rows just added;
+* ``on_search_end(search)`` — once, when the budget is spent or the loop stops.
+
+Hooks return nothing. An exception in a hook stops the search; its last
+consistent state is checkpointed first, so it can resume.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from raynas.search.search import Search
+
+
+class Callback:
+    """Base class with no-op hooks."""
+
+    def on_search_start(self, search: Search) -> None:
+        """Called once before the first step."""
+
+    def on_step(self, search: Search, rows: list[dict[str, Any]]) -> None:
+        """Called after every ``ask``/``evaluate``/``tell`` round."""
+
+    def on_search_end(self, search: Search) -> None:
+        """Called once when the loop ends."""
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over queries (or over cost seconds when only those are budgeted)."""
+
+    def __init__(self, description: str = "search") -> None:
+        self.description = description
+        self._bar = None
+
+    def on_search_start(self, search: Search) -> None:
+        from tqdm.auto import tqdm
+
+        budget = search.budget
+        by_queries = budget.max_queries is not None
+        self._by_queries = by_queries
+        self._bar = tqdm(
+            total=budget.max_queries if by_queries else budget.max_seconds,
+            initial=search.queries if by_queries else search.cost,
+            desc=self.description,
+            unit="arch" if by_queries else "s",
+        )
+
+    def on_step(self, search: Search, rows: list[dict[str, Any]]) -> None:
+        done = search.queries if self._by_queries else search.cost
+        self._bar.update(done - self._bar.n)
+        best = search.incumbent
+        if best is not None:
+            self._bar.set_postfix({search.evaluator.search_metric: f"{best[1]:.4g}"}, refresh=False)
+
+    def on_search_end(self, search: Search) -> None:
+        if self._bar is not None:
+            self._bar.close()

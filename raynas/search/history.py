@@ -1,0 +1,140 @@
+"""The search history: one row per evaluation, as a pyarrow table persisted to Parquet.
+
+Fronts, regret and incumbent curves are computed from this table, never from
+ad-hoc lists. Columns:
+
+* ``step`` — the loop iteration (one ``ask``/``tell`` round);
+* ``query`` — 1-based count of real evaluations so far (cached repeats keep the
+  count of the evaluation they repeat);
+* ``arch`` — the canonical architecture string;
+* ``cached`` — whether the dedup cache answered instead of the evaluator;
+* ``status``, ``error``, ``cost`` — from the :class:`~raynas.types.Result`;
+* ``elapsed`` — wall seconds since the search started (not deterministic);
+* one float column per metric (``valid_acc``, ``test_acc``, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from raynas.types import Result
+
+RESERVED = ("step", "query", "arch", "cached", "status", "error", "cost", "elapsed")
+NONDETERMINISTIC = ("elapsed",)
+
+
+class History:
+    """Rows of evaluations, appended in order.
+
+    Example:
+        >>> h = History()
+        >>> h.append(step=0, query=1, arch="|a=x|", result=Result({"valid_acc": 1.0}), cached=False, elapsed=0.0)
+        >>> h.to_arrow().column("valid_acc").to_pylist()
+        [1.0]
+    """
+
+    def __init__(self, rows: list[dict[str, Any]] | None = None) -> None:
+        self.rows: list[dict[str, Any]] = rows or []
+        self._metric_names: dict[str, None] = {}
+        for row in self.rows:
+            self._metric_names.update(dict.fromkeys(k for k in row if k not in RESERVED))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def append(
+        self, *, step: int, query: int, arch: str, result: Result, cached: bool, elapsed: float
+    ) -> None:
+        clash = set(result.metrics) & set(RESERVED)
+        if clash:
+            raise ValueError(f"metric names {sorted(clash)} clash with history columns {RESERVED}")
+        row = {
+            "step": step,
+            "query": query,
+            "arch": arch,
+            "cached": cached,
+            "status": result.status.value,
+            "error": result.error,
+            "cost": float(result.cost),
+            "elapsed": float(elapsed),
+        }
+        row.update(result.metrics)
+        self._metric_names.update(dict.fromkeys(result.metrics))
+        self.rows.append(row)
+
+    @property
+    def metric_names(self) -> list[str]:
+        return list(self._metric_names)
+
+    def to_arrow(self) -> pa.Table:
+        """The history as a table with a stable schema."""
+        types = {
+            "step": pa.int64(),
+            "query": pa.int64(),
+            "arch": pa.string(),
+            "cached": pa.bool_(),
+            "status": pa.string(),
+            "error": pa.string(),
+            "cost": pa.float64(),
+            "elapsed": pa.float64(),
+        }
+        columns = {name: pa.array([r[name] for r in self.rows], types[name]) for name in RESERVED}
+        for name in self._metric_names:
+            columns[name] = pa.array([r.get(name) for r in self.rows], pa.float64())
+        return pa.table(columns)
+
+    def save(self, path: str | Path) -> None:
+        """Write Parquet atomically (a crash never leaves half a file)."""
+        path = Path(path)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        pq.write_table(self.to_arrow(), tmp)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path, num_rows: int | None = None) -> History:
+        """Read a saved history, keeping only its first ``num_rows`` rows if given."""
+        table = pq.read_table(path)
+        if num_rows is not None:
+            table = table.slice(0, num_rows)
+        rows = table.to_pylist()
+        for row in rows:
+            for key in [k for k, v in row.items() if v is None and k not in RESERVED]:
+                del row[key]
+        return cls(rows)
+
+
+def incumbent_curve(
+    table: pa.Table, search_metric: str = "valid_acc", report_metric: str = "test_acc",
+    mode: str = "max",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Incumbent per real query: its search metric and its report metric.
+
+    The incumbent is the best architecture so far by ``search_metric``; it
+    changes only on a strict improvement. Cached repeats and failed evaluations
+    never become incumbents. Entry ``i`` describes the incumbent after ``i + 1``
+    queries; entries before the first successful query are NaN.
+    """
+    fresh = table.filter(pc.invert(table.column("cached")))
+    n = fresh.num_rows
+    if n == 0:
+        return np.empty(0), np.empty(0)
+    search = np.asarray(fresh.column(search_metric).to_numpy(zero_copy_only=False), dtype=float)
+    report = np.asarray(fresh.column(report_metric).to_numpy(zero_copy_only=False), dtype=float)
+    sign = 1.0 if mode == "max" else -1.0
+    ok = np.asarray(fresh.column("status").to_pylist()) == "ok"
+    score = np.where(ok & ~np.isnan(search), sign * search, -np.inf)
+    prev_best = np.concatenate([[-np.inf], np.maximum.accumulate(score)[:-1]])
+    is_new = score > prev_best
+    index = np.maximum.accumulate(np.where(is_new, np.arange(n), -1))
+    valid = index >= 0
+    out_search = np.full(n, np.nan)
+    out_report = np.full(n, np.nan)
+    out_search[valid] = search[index[valid]]
+    out_report[valid] = report[index[valid]]
+    return out_search, out_report

@@ -1,0 +1,105 @@
+"""Model cost: parameters, FLOPs and measured latency of a torch network.
+
+FLOPs follow NAS-Bench-201's convention: multiply-adds of convolutions and
+linear layers (biases, batch norms, activations and pooling are not counted).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Size and speed of one network.
+
+    Attributes:
+        params: Trainable parameters, in millions.
+        flops: Multiply-adds of one forward pass on one input, in millions.
+        latency_ms: Median CPU/GPU forward latency of one input in milliseconds,
+            or ``None`` when it was not measured.
+    """
+
+    params: float
+    flops: float
+    latency_ms: float | None = None
+
+    def as_metrics(self) -> dict[str, float]:
+        """The cost as result metrics (``params``, ``flops`` and ``latency_ms`` if measured)."""
+        out = {"params": self.params, "flops": self.flops}
+        if self.latency_ms is not None:
+            out["latency_ms"] = self.latency_ms
+        return out
+
+
+def count_params(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of conv and linear layers for one input of ``input_shape`` (C, H, W)."""
+    total = 0
+
+    def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        kernel_ops = module.kernel_size[0] * module.kernel_size[1] * module.in_channels
+        total += output.numel() // output.shape[0] * kernel_ops // module.groups
+
+    def linear_hook(module: nn.Linear, _inputs, output: torch.Tensor) -> None:
+        nonlocal total
+        total += output.numel() // output.shape[0] * module.in_features
+
+    handles = []
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            handles.append(module.register_forward_hook(conv_hook))
+        elif isinstance(module, nn.Linear):
+            handles.append(module.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return total
+
+
+def measure_latency(
+    model: nn.Module, input_shape: tuple[int, ...], repeats: int = 20, warmup: int = 3
+) -> float:
+    """Median forward latency in ms of one input on the model's device."""
+    device = next(model.parameters(), torch.zeros(())).device
+    x = torch.zeros(1, *input_shape, device=device)
+    was_training = model.training
+    model.eval()
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+    model.train(was_training)
+    return statistics.median(times)
+
+
+def network_cost(model: nn.Module, input_shape: tuple[int, ...], measure: bool = False) -> Cost:
+    """:class:`Cost` of ``model`` for inputs of ``input_shape`` (C, H, W)."""
+    return Cost(
+        params=count_params(model) / 1e6,
+        flops=count_flops(model, input_shape) / 1e6,
+        latency_ms=measure_latency(model, input_shape) if measure else None,
+    )
