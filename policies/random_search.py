@@ -14,7 +14,7 @@ class RandomSearch(Policy):
     Example:
         >>> from raynas.spaces import NB201Space
         >>> RandomSearch(NB201Space(), seed=1).ask(1)
-        [(2, 0, 4, 2, 2, 3)]
+        [(2, 2, 3, 4, 0, 0)]
     """
 
     name = "random"

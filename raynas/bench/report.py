@@ -90,7 +90,11 @@ def write_summary(
 
 
 def write_plot(curves: pa.Table, path: Path) -> None:
-    """Mean regret vs queries (log-scaled), one panel per dataset, ±1 standard error bands."""
+    """Mean regret vs queries (log-scaled), one panel per dataset, ±1 standard error bands.
+
+    Seed i is the same for every policy (common random numbers), so curves that
+    start with random draws coincide at first.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -114,6 +118,7 @@ def write_plot(curves: pa.Table, path: Path) -> None:
             ax.fill_between(xs, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_ylim(bottom=0)
         ax.set_title(dataset)
         ax.set_xlabel("queries")
         ax.set_ylabel("test regret (pp)")

@@ -34,7 +34,8 @@ class History:
 
     Example:
         >>> h = History()
-        >>> h.append(step=0, query=1, arch="|a=x|", result=Result({"valid_acc": 1.0}), cached=False, elapsed=0.0)
+        >>> r = Result({"valid_acc": 1.0})
+        >>> h.append(step=0, query=1, arch="|a=x|", result=r, cached=False, elapsed=0.0)
         >>> h.to_arrow().column("valid_acc").to_pylist()
         [1.0]
     """

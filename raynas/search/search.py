@@ -91,9 +91,10 @@ class Search:
             (e.g. a small space fully explored).
 
     Example:
-        >>> search = Search(space, policy, evaluator, Budget(max_queries=100), out_dir="run")  # doctest: +SKIP
-        >>> result = search.run(resume=True)                                                 # doctest: +SKIP
-        >>> result.incumbent_metrics["test_acc"]                                             # doctest: +SKIP
+        >>> budget = Budget(max_queries=100)                                   # doctest: +SKIP
+        >>> search = Search(space, policy, evaluator, budget, out_dir="run")  # doctest: +SKIP
+        >>> result = search.run(resume=True)                                  # doctest: +SKIP
+        >>> result.incumbent_metrics["test_acc"]                              # doctest: +SKIP
     """
 
     def __init__(
@@ -153,17 +154,14 @@ class Search:
         try:
             repeats = 0
             while not self._spent():
-                found = self._round(time.perf_counter() - start)
+                found = self._round(start)
                 repeats = 0 if found else repeats + 1
                 if repeats >= self.max_repeats:
                     logger.warning("stopping: %d rounds in a row found nothing new", repeats)
                     stopped = "exhausted"
                     break
-                if self.out_dir is not None:
-                    self._elapsed_before = time.perf_counter() - start
-                    self._take_snapshot()
-                    if self.step % self.checkpoint_every == 0:
-                        self._save_checkpoint()
+                if self.out_dir is not None and self.step % self.checkpoint_every == 0:
+                    self._save_checkpoint()
         finally:
             if self.out_dir is not None:
                 self._save_checkpoint()
@@ -177,7 +175,8 @@ class Search:
             b.max_seconds is not None and self.cost >= b.max_seconds
         )
 
-    def _round(self, elapsed: float) -> bool:
+    def _round(self, start: float) -> bool:
+        elapsed = time.perf_counter() - start
         n = self.batch_size
         if self.budget.max_queries is not None:
             n = min(n, self.budget.max_queries - self.queries)
@@ -210,6 +209,9 @@ class Search:
                 self.incumbent = (text, result.metrics[self.objective.metric])
         self.policy.tell(archs, [self._cache[a][0] for a in archs])
         self.step += 1
+        if self.out_dir is not None:  # the round is complete: remember it before any hook runs
+            self._elapsed_before = time.perf_counter() - start
+            self._take_snapshot()
         rows = self.history.rows[first_row:]
         for cb in self.callbacks:
             cb.on_step(self, rows)

@@ -27,7 +27,8 @@ class CustomSpace(SearchSpace):
     """A space made of named decisions, with strings ``|name=choice|...|``.
 
     Example:
-        >>> space = CustomSpace.from_dict({"name": "toy", "decisions": {"depth": [2, 4], "act": ["relu", "gelu"]}})
+        >>> spec = {"name": "toy", "decisions": {"depth": [2, 4], "act": ["relu", "gelu"]}}
+        >>> space = CustomSpace.from_dict(spec)
         >>> space.from_str("|depth=4|act=relu|")
         (1, 0)
     """

@@ -153,13 +153,12 @@ class DAGCell(nn.Module):
             make_op(op, c, 2 if reduce_inputs and src < num_inputs else 1)
             for (src, _), op in zip(edges, ops)
         )
-        self.names = list(ops)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = list(inputs)
         for dst in range(self.num_inputs, self.num_nodes):
             total = None
-            for (src, d), op, name in zip(self.edges, self.ops, self.names):
+            for (src, d), op in zip(self.edges, self.ops):
                 if d != dst:
                     continue
                 out = op(nodes[src])

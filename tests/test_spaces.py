@@ -1,0 +1,232 @@
+"""Search spaces: conformance over every space, string formats, networks and NB201 costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raynas.spaces import (
+    CustomSpace,
+    DARTSSpace,
+    NB201Space,
+    SearchSpace,
+    TransNASMicroSpace,
+    get_space,
+)
+
+SPACES = {
+    "nb201": NB201Space,
+    "darts": DARTSSpace,
+    "transnas_micro": TransNASMicroSpace,
+    "custom": lambda: CustomSpace("toy", {"depth": [2, 4, 8], "act": ["relu", "gelu"], "w": [1]}),
+}
+
+
+@pytest.fixture(params=sorted(SPACES))
+def space(request) -> SearchSpace:
+    return SPACES[request.param]()
+
+
+def test_sample_is_valid_and_seeded(space):
+    a = [space.sample(np.random.default_rng(3)) for _ in range(5)]
+    b = [space.sample(np.random.default_rng(3)) for _ in range(5)]
+    assert a == b
+    for arch in a:
+        assert space.validate(arch) == arch
+
+
+def test_string_round_trip(space):
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        arch = space.sample(rng)
+        assert space.from_str(space.to_str(arch)) == arch
+
+
+def test_mutate_changes_exactly_one_decision(space):
+    rng = np.random.default_rng(1)
+    arch = space.sample(rng)
+    if not space.neighbors(arch):
+        pytest.skip("space too small to mutate every decision")
+    for _ in range(20):
+        child = space.mutate(arch, rng)
+        assert sum(x != y for x, y in zip(arch, child)) == 1
+        assert space.validate(child) == child
+
+
+def test_neighbors_are_all_single_edits(space):
+    arch = space.sample(np.random.default_rng(2))
+    neighbors = space.neighbors(arch)
+    assert len(neighbors) == sum(k - 1 for k in space.num_choices)
+    assert len(set(neighbors)) == len(neighbors)
+    assert all(sum(x != y for x, y in zip(arch, n)) == 1 for n in neighbors)
+
+
+def test_encode_is_one_hot_per_decision(space):
+    arch = space.sample(np.random.default_rng(4))
+    code = space.encode(arch)
+    assert code.shape == (sum(space.num_choices),)
+    assert code.sum() == len(space.decisions)
+    offsets = np.cumsum([0, *space.num_choices])
+    for i, choice in enumerate(arch):
+        assert code[offsets[i] + choice] == 1
+
+
+@pytest.mark.parametrize("bad", ["", "garbage", "|||", "|a~0|+|b~0|", "x+y+z"])
+def test_malformed_strings_raise_value_error(space, bad):
+    with pytest.raises(ValueError):
+        space.from_str(bad)
+
+
+def test_validate_rejects_wrong_length_and_range(space):
+    with pytest.raises(ValueError, match="expected"):
+        space.validate((0,))
+    with pytest.raises(ValueError, match="out of range"):
+        space.validate(tuple(k for k in space.num_choices))
+
+
+def test_registry_suggests_close_names():
+    assert get_space("nb201").size == 5**6
+    with pytest.raises(ValueError, match="did you mean 'nb201'"):
+        get_space("nb210")
+
+
+# ------------------------------------------------------------------ NB201
+NB201_CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|"
+
+
+def test_nb201_string_format_matches_the_benchmark():
+    space = NB201Space()
+    arch = space.from_str(NB201_CELL)
+    assert [space.ops[i] for i in arch] == [
+        "nor_conv_3x3", "nor_conv_1x1", "nor_conv_3x3", "skip_connect", "none", "nor_conv_3x3"
+    ]
+    assert space.to_str(arch) == NB201_CELL
+
+
+def test_nb201_unknown_op_is_named():
+    with pytest.raises(ValueError, match="conv_7x7.*did you mean"):
+        NB201Space().from_str(NB201_CELL.replace("nor_conv_1x1", "conv_7x7"))
+
+
+def test_nb201_wrong_input_index_is_named():
+    with pytest.raises(ValueError, match="expected '<op>~1'"):
+        NB201Space().from_str(NB201_CELL.replace("nor_conv_3x3~1", "nor_conv_3x3~0"))
+
+
+def _nb201(ops: str) -> tuple[int, ...]:
+    space = NB201Space()
+    return tuple(space.ops.index(op) for op in ops.split())
+
+
+@pytest.mark.parametrize(
+    ("ops", "params", "flops"),
+    [
+        # the published extremes (shared/benchmarks/README.md)
+        ("none none none none none none", 0.0733, 7.78),
+        ("skip_connect none skip_connect none skip_connect skip_connect", 0.0733, 7.78),
+        ("nor_conv_3x3 " * 6, 1.5315, 220.1),
+        # hand-computed mixed cells: one 3x3 edge adds 5*(9C^2 + 2C) params over
+        # C = 16, 32, 64 and 9 * C^2 * HW = 2,359,296 multiply-adds per cell
+        ("nor_conv_3x3 none none none none none", 0.316346, 43.17248),
+        # one 1x1 edge: 5*(C^2 + 2C) params, C^2 * HW = 262,144 multiply-adds per cell
+        ("none none nor_conv_1x1 avg_pool_3x3 none none", 0.073306 + 0.028000, 7.78304 + 3.93216),
+    ],
+)
+def test_nb201_cost_matches_published_and_hand_computed_figures(ops, params, flops):
+    cost = NB201Space().cost(_nb201(ops), num_classes=10, input_size=32)
+    assert cost.params == pytest.approx(params, rel=1e-3)
+    assert cost.flops == pytest.approx(flops, rel=1e-2)
+
+
+def test_nb201_network_forward_and_latency():
+    import torch
+
+    space = NB201Space()
+    arch = space.from_str(NB201_CELL)
+    model = space.build(arch, num_classes=7, in_channels=1)
+    assert model(torch.zeros(2, 1, 16, 16)).shape == (2, 7)
+    cost = space.cost(arch, num_classes=7, input_size=16, in_channels=1, measure_latency=True)
+    assert cost.latency_ms > 0
+
+
+# -------------------------------------------------------------- TransNAS
+def test_transnas_string_format():
+    space = TransNASMicroSpace()
+    arch = space.from_str("64-41414-3_13_333")
+    assert arch == (3, 1, 3, 3, 3, 3)
+    assert space.to_str(arch) == "64-41414-3_13_333"
+    with pytest.raises(ValueError, match="macro"):
+        space.from_str("32-41414-3_13_333")
+    with pytest.raises(ValueError, match="out of range"):
+        space.from_str("64-41414-4_13_333")
+
+
+def test_transnas_network_follows_the_macro_code():
+    import torch
+
+    space = TransNASMicroSpace(macro="8-1234")
+    model = space.build((3, 1, 2, 0, 3, 1), num_classes=5)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+    # two resolution halvings (3 and 4) and two channel doublings (2 and 4): 8 -> 32 channels
+    assert model.head.classifier.in_features == 32
+
+
+# ------------------------------------------------------------------ DARTS
+def test_darts_has_normal_and_reduction_edges():
+    space = DARTSSpace()
+    assert len(space.decisions) == 28
+    assert all(k == 8 for k in space.num_choices)
+    assert "none" in space.ops
+    assert space.decisions[0].name == "normal_2<-0"
+    assert space.decisions[14].name == "reduce_2<-0"
+
+
+def test_darts_network_runs_with_none_edges():
+    import torch
+
+    space = DARTSSpace(channels=8, layers=5)
+    arch = space.sample(np.random.default_rng(0))
+    arch = (0,) * 14 + arch[14:]  # a normal cell made only of 'none'
+    model = space.build(arch, num_classes=10)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    assert space.cost(arch).params > 0
+
+
+def test_darts_bad_cell_name():
+    space = DARTSSpace()
+    text = space.to_str(space.sample(np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="reduce"):
+        space.from_str(text.replace("reduce:", "reduction:"))
+
+
+# ----------------------------------------------------------------- custom
+def test_custom_space_from_yaml(tmp_path):
+    path = tmp_path / "space.yaml"
+    path.write_text("name: mine\ndecisions:\n  depth: [2, 4, 8]\n  optimizer: [sgd, adam]\n")
+    space = get_space(str(path))
+    assert space.name == "mine"
+    assert space.from_str("|depth=8|optimizer=sgd|") == (2, 0)
+    with pytest.raises(ValueError, match="did you mean 'adam'"):
+        space.from_str("|depth=8|optimizer=adamw|")
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"decisions": {}},
+        {"decisions": {"a": "xyz"}},
+        {"decisions": {"a|b": [1, 2]}},
+        {"decisions": {"a": [1, 1]}},
+        {"name": "no decisions"},
+    ],
+)
+def test_custom_space_rejects_bad_specs(spec):
+    with pytest.raises(ValueError):
+        CustomSpace.from_dict(spec)
+
+
+def test_custom_space_has_no_network():
+    from raynas.errors import RaynasError
+
+    with pytest.raises(RaynasError, match="no network builder"):
+        SPACES["custom"]().build((0, 0, 0), num_classes=10)
