@@ -72,6 +72,7 @@ def test_bench_is_deterministic_and_resumes(bench_run, tmp_path):
         (("--datasets", "cifar11"), "did you mean 'cifar10'"),
         (("--benchmark", "/nonexistent/table.parquet"), "benchmark table not found"),
         (("--policy-kwargs", "{bad json"), "--policy-kwargs is not valid JSON"),
+        (("--policy-kwargs", '{"rea": {"tournament": 3}}'), "policy 'rea': bad hyperparameters"),
     ],
 )
 def test_bench_user_mistakes_give_one_clear_line(args, message, table_path, tmp_path):

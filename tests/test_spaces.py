@@ -230,3 +230,26 @@ def test_custom_space_has_no_network():
 
     with pytest.raises(RaynasError, match="no network builder"):
         SPACES["custom"]().build((0, 0, 0), num_classes=10)
+
+
+# ------------------------------------------------------------- properties
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@st.composite
+def space_and_arch(draw):
+    space = SPACES[draw(st.sampled_from(sorted(SPACES)))]()
+    arch = tuple(draw(st.integers(0, k - 1)) for k in space.num_choices)
+    return space, arch
+
+
+@settings(max_examples=200, deadline=None)
+@given(space_and_arch())
+def test_every_architecture_round_trips_and_encodes(pair):
+    space, arch = pair
+    assert space.from_str(space.to_str(arch)) == arch
+    code = space.encode(arch)
+    assert code.sum() == len(arch)
+    for neighbor in space.neighbors(arch)[:3]:  # the neighbourhood relation is symmetric
+        assert arch in space.neighbors(neighbor)

@@ -139,6 +139,21 @@ def _init_ray(config: BenchConfig) -> None:
         )
 
 
+def _check(config: BenchConfig, table: BenchmarkTable) -> None:
+    """Fail fast, in the driver, on what would otherwise fail inside every Ray task."""
+    from raynas.policies import make_policy
+
+    for dataset in config.datasets:
+        table.check_dataset(dataset)
+        for metric in (config.search_metric, config.report_metric):
+            table.column(dataset, metric)
+    unknown = set(config.policy_kwargs) - set(config.policies)
+    if unknown:
+        raise ValueError(f"policy_kwargs names policies not in the bench: {sorted(unknown)}")
+    for name in config.policies:  # bad hyperparameters and missing extras surface here
+        make_policy(name, table.space, seed=0, **config.policy_kwargs.get(name, {}))
+
+
 def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     """Run every policy x dataset x seed as Ray tasks and write the outputs.
 
@@ -151,10 +166,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
 
     start = time.perf_counter()
     table = BenchmarkTable.load(config.benchmark, config.space)
-    for dataset in config.datasets:
-        table.check_dataset(dataset)
-        for metric in (config.search_metric, config.report_metric):
-            table.column(dataset, metric)
+    _check(config, table)
     out = Path(config.out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
     jobs = [
