@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from raynas.errors import unknown_name
 from raynas.policies.local_search import LocalSearch
 from raynas.policies.random_search import RandomSearch
 from raynas.policies.regularized_evolution import RegularizedEvolution
 from raynas.policies.tpe import TPE
-
-from raynas.errors import unknown_name
 from raynas.search.policy import Policy
 
 if TYPE_CHECKING:

@@ -35,6 +35,12 @@ def _table_arg(parser: argparse.ArgumentParser) -> None:
         help=f"benchmark table (.parquet/.csv); default ${DEFAULT_TABLE_ENV}",
     )
     parser.add_argument("--space", default="nb201", help="search space of the table (nb201)")
+    parser.add_argument("--search-metric", default="valid_acc",
+                        help="metric the search optimises, <split>_<metric> (valid_acc)")
+    parser.add_argument("--report-metric", default="test_acc",
+                        help="metric reported for the incumbent (test_acc)")
+    parser.add_argument("--mode", choices=("max", "min"), default="max",
+                        help="max for accuracies, min for errors and losses")
 
 
 def _policy_kwargs(text: str | None) -> dict:
@@ -98,6 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         benchmark=_need_table(args), datasets=args.datasets, policies=args.policies,
         seeds=args.seeds, budget=args.budget, out=args.out, space=args.space,
         base_seed=args.base_seed, batch_size=args.batch_size,
+        search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
         address=args.address,
     )
@@ -112,11 +119,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from raynas.evaluators import TabularEvaluator
     from raynas.policies import make_policy
     from raynas.search import Budget, Search
+    from raynas.types import Objective
 
     table = BenchmarkTable.load(_need_table(args), args.space)
-    evaluator = TabularEvaluator(table, args.dataset)
+    evaluator = TabularEvaluator(table, args.dataset, args.search_metric, args.report_metric)
+    objective = Objective(args.search_metric, args.mode)
     policy = make_policy(
-        args.policy, table.space, seed=args.seed, **_policy_kwargs(args.policy_kwargs)
+        args.policy, table.space, seed=args.seed, objective=objective,
+        **_policy_kwargs(args.policy_kwargs),
     )
     search = Search(
         table.space, policy, evaluator, Budget(max_queries=args.budget),
@@ -125,7 +135,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     result = search.run(resume=args.resume)
     metrics = ", ".join(f"{k}={v:.2f}" for k, v in result.incumbent_metrics.items())
     print(f"incumbent after {result.queries} queries: {result.incumbent} ({metrics})")
-    print(f"regret: {evaluator.optimum() - result.incumbent_metrics[evaluator.report_metric]:.2f}")
+    reported = result.incumbent_metrics[evaluator.report_metric]
+    print(f"regret: {objective.sign * (evaluator.optimum(args.mode) - reported):.2f}")
     print(f"history: {Path(args.out) / 'history.parquet'}")
     return 0
 

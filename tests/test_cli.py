@@ -94,3 +94,28 @@ def test_search_command_resumes(table_path, tmp_path):
     assert "after 40 queries" in resumed.stdout
     assert resumed.stdout.splitlines()[:2] == straight.stdout.splitlines()[:2]
     assert pq.read_table(tmp_path / "history.parquet").num_rows >= 40
+
+
+def test_bench_on_an_error_table_minimises(bench_run, table_path, tmp_path):
+    """Another table of the schema: errors (100 - accuracy) searched with --mode min give
+    the same regret curves as the accuracy table searched with --mode max."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    source = pq.read_table(table_path)
+    errors = pa.table({
+        "arch_str": source["arch_str"],
+        "cifar10_valid_err": pc.subtract(100.0, source["cifar10_valid_acc"]),
+        "cifar10_test_err": pc.subtract(100.0, source["cifar10_test_acc"]),
+    })
+    pq.write_table(errors, tmp_path / "errors.parquet")
+    out = tmp_path / "bench"
+    _raynas("bench", "--benchmark", str(tmp_path / "errors.parquet"), "--datasets", "cifar10",
+            "--policies", "random,rea,ls,tpe", "--seeds", "2", "--budget", "30",
+            "--search-metric", "valid_err", "--report-metric", "test_err", "--mode", "min",
+            "--out", str(out), "--num-cpus", "2")
+    minimised = pq.read_table(out / "curves.parquet").to_pandas()
+    maximised = pq.read_table(bench_run[0] / "curves.parquet").to_pandas()
+    maximised = maximised[maximised["dataset"] == "cifar10"].reset_index(drop=True)
+    assert (minimised["regret"] - maximised["regret"]).abs().max() < 1e-9
+    assert "mode `min`" in (out / "summary.md").read_text()

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from raynas.policies import POLICIES, LocalSearch, RegularizedEvolution, make_policy
 
 from raynas.evaluators import FunctionEvaluator
+from raynas.policies import POLICIES, LocalSearch, RegularizedEvolution, make_policy
 from raynas.search import Budget, Search
 from raynas.spaces import CustomSpace, NB201Space
 from raynas.types import Objective, Result

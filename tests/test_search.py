@@ -8,14 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from raynas.policies import make_policy
 
 from raynas.errors import CheckpointError
 from raynas.evaluators import FunctionEvaluator, TabularEvaluator
+from raynas.policies import make_policy
 from raynas.search import Budget, Callback, Search, incumbent_curve
 from raynas.search.history import NONDETERMINISTIC
 from raynas.spaces import CustomSpace
-from raynas.types import Result
+from raynas.types import Objective, Result
 
 
 def _search(table, evaluator, policy="rea", seed=0, budget=60, **kw) -> Search:
@@ -128,7 +128,7 @@ def test_seconds_budget_uses_evaluation_costs():
         def describe(self):
             return {"evaluator": "costly"}
 
-    policy = make_policy("random", space, seed=0)
+    policy = make_policy("random", space, seed=0, objective=Objective("v"))
     result = Search(space, policy, Costly(), Budget(max_seconds=10.0)).run()
     assert result.queries == 4
     assert result.history["cost"].to_pylist()[0] == evaluator_cost
@@ -136,7 +136,7 @@ def test_seconds_budget_uses_evaluation_costs():
 
 def test_small_space_exhausts_instead_of_looping_forever():
     space = CustomSpace("tiny", {"x": ["a", "b", "c"]})
-    policy = make_policy("random", space, seed=0)
+    policy = make_policy("random", space, seed=0, objective=Objective("v"))
     evaluator = FunctionEvaluator(lambda a: {"v": float(a[0])}, "v")
     result = Search(space, policy, evaluator, Budget(max_queries=10), max_repeats=50).run()
     assert result.queries == 3 and result.stopped == "exhausted"
@@ -150,16 +150,32 @@ def test_failed_evaluations_are_recorded_and_never_incumbent():
             raise RuntimeError("out of memory")
         return {"v": float(arch[0])}
 
-    policy = make_policy("ls", space, seed=0, num_init=6)
+    policy = make_policy("ls", space, seed=0, num_init=6, objective=Objective("v"))
     result = Search(space, policy, FunctionEvaluator(flaky, "v"), Budget(max_queries=6)).run()
-    failed = result.history.filter(pa.compute.equal(result.history["status"], "failed"))
-    assert failed["error"].to_pylist() == ["RuntimeError: out of memory"]
+    history = result.history
+    failed = history.filter(pa.compute.equal(history["status"], "failed"))
+    assert set(failed["error"].to_pylist()) == {"RuntimeError: out of memory"}
+    assert set(failed["arch"].to_pylist()) == {"|x=5|"}
     assert result.incumbent == "|x=4|"
 
 
 def test_progress_bar_runs(nb201_table, cifar10, capsys):
     _search(nb201_table, cifar10, budget=20, progress=True).run()
     assert "20/20" in capsys.readouterr().err
+
+
+def test_policy_and_evaluator_must_agree_on_the_metric(nb201_table, cifar10):
+    policy = make_policy("random", nb201_table.space, objective=Objective("test_acc"))
+    with pytest.raises(ValueError, match="optimises 'test_acc' but the evaluator's search metric"):
+        Search(nb201_table.space, policy, cifar10, Budget(max_queries=5))
+
+
+def test_minimisation_follows_the_policy_objective():
+    space = CustomSpace("m", {"x": list(range(20))})
+    evaluator = FunctionEvaluator(lambda a: {"err": abs(a[0] - 7) + 0.5}, "err")
+    policy = make_policy("ls", space, seed=0, objective=Objective("err", "min"))
+    result = Search(space, policy, evaluator, Budget(max_queries=20)).run()
+    assert result.incumbent == "|x=7|" and result.incumbent_metrics["err"] == 0.5
 
 
 @pytest.mark.parametrize("bad", [dict(), dict(max_queries=0), dict(max_seconds=-1.0)])

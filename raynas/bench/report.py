@@ -36,10 +36,14 @@ def regret_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.nda
     return np.asarray(out, dtype=float)
 
 
-def regret_floor(table: BenchmarkTable, dataset: str, search: str, report: str) -> float:
-    """Test regret of the architecture with the best search metric (what a perfect search gets)."""
-    best_row = int(np.argmax(table.column(dataset, search)))
-    return table.best(dataset, report) - float(table.column(dataset, report)[best_row])
+def regret_floor(
+    table: BenchmarkTable, dataset: str, search: str, report: str, mode: str = "max"
+) -> float:
+    """Report-metric regret of the architecture with the best search metric: what a
+    search that finds the validation optimum gets."""
+    sign = 1.0 if mode == "max" else -1.0
+    best_row = int(np.argmax(sign * table.column(dataset, search)))
+    return sign * (table.best(dataset, report, mode) - float(table.column(dataset, report)[best_row]))
 
 
 def write_summary(
@@ -57,8 +61,8 @@ def write_summary(
         "",
         f"- table: `{table.path}` ({len(table)} architectures, space `{table.space.name}`)",
         f"- protocol: search on `{config.search_metric}`, report `{config.report_metric}` of the "
-        "incumbent (best so far by the search metric); regret = table's best report metric "
-        "minus the incumbent's",
+        f"incumbent (best so far by the search metric, mode `{config.mode}`); regret = distance "
+        "of the incumbent's report metric from the table's best",
         f"- {config.seeds} seeds per policy and dataset, budget {config.budget} queries "
         "(cached repeats are free)",
         f"- wall time {wall_seconds:.1f} s for {evaluations} evaluations "
@@ -66,8 +70,10 @@ def write_summary(
         "",
     ]
     for dataset in config.datasets:
-        best = table.best(dataset, config.report_metric)
-        floor = regret_floor(table, dataset, config.search_metric, config.report_metric)
+        best = table.best(dataset, config.report_metric, config.mode)
+        floor = regret_floor(
+            table, dataset, config.search_metric, config.report_metric, config.mode
+        )
         lines += [
             f"## {dataset}",
             "",

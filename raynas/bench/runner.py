@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from raynas.benchmarks import BenchmarkTable
 from raynas.policies import POLICIES
+from raynas.types import Objective
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class BenchConfig:
         batch_size: Architectures asked per round.
         search_metric: Optimised metric (``<split>_<metric>``), validation by default.
         report_metric: Metric reported for the incumbent, test by default.
+        mode: ``"max"`` for accuracies, ``"min"`` for errors or losses; regret is
+            always >= 0, the distance of the incumbent's report metric from the best.
         policy_kwargs: Hyperparameters per policy name, e.g. ``{"rea": {"sample_size": 10}}``.
         num_cpus: CPUs for a local Ray instance (``None``: all).
         address: Ray cluster address (``None``: ``RAY_ADDRESS`` or a new local instance).
@@ -60,9 +63,14 @@ class BenchConfig:
     batch_size: int = 1
     search_metric: str = "valid_acc"
     report_metric: str = "test_acc"
+    mode: str = "max"
     policy_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     num_cpus: int | None = None
     address: str | None = None
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.search_metric, self.mode)
 
     def __post_init__(self) -> None:
         from raynas.errors import unknown_name
@@ -74,6 +82,8 @@ class BenchConfig:
         for name in self.policies:
             if name not in POLICIES:
                 raise unknown_name("policy", name, POLICIES)
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.seeds < 1 or self.budget < 1:
             raise ValueError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
 
@@ -98,14 +108,16 @@ def run_one(
     evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric)
     policy_obj = make_policy(
         policy, table.space, seed=search_seed(config.base_seed, seed_index),
-        **config.policy_kwargs.get(policy, {}),
+        objective=config.objective, **config.policy_kwargs.get(policy, {}),
     )
     search = Search(
         table.space, policy_obj, evaluator, Budget(max_queries=config.budget),
         batch_size=config.batch_size,
     )
     result = search.run()
-    valid, test = incumbent_curve(result.history, config.search_metric, config.report_metric)
+    valid, test = incumbent_curve(
+        result.history, config.search_metric, config.report_metric, config.mode
+    )
     n = len(valid)
     return pa.table({
         "policy": pa.array([policy] * n, pa.string()),
@@ -114,7 +126,7 @@ def run_one(
         "query": pa.array(np.arange(1, n + 1), pa.int32()),
         "valid_acc": valid,
         "test_acc": test,
-        "regret": evaluator.optimum() - test,
+        "regret": config.objective.sign * (evaluator.optimum(config.mode) - test),
     })
 
 
@@ -151,7 +163,10 @@ def _check(config: BenchConfig, table: BenchmarkTable) -> None:
     if unknown:
         raise ValueError(f"policy_kwargs names policies not in the bench: {sorted(unknown)}")
     for name in config.policies:  # bad hyperparameters and missing extras surface here
-        make_policy(name, table.space, seed=0, **config.policy_kwargs.get(name, {}))
+        make_policy(
+            name, table.space, seed=0, objective=config.objective,
+            **config.policy_kwargs.get(name, {}),
+        )
 
 
 def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:

@@ -185,6 +185,9 @@ class BenchmarkTable:
         """Row index of ``arch``, or ``None`` if the table lacks it."""
         return self._row_of.get(arch)
 
-    def best(self, dataset: str, key: str = "test_acc") -> float:
-        """Best (highest) value of ``<dataset>_<key>`` in the table."""
-        return float(self.column(dataset, key).max())
+    def best(self, dataset: str, key: str = "test_acc", mode: str = "max") -> float:
+        """Best value of ``<dataset>_<key>``: the highest, or the lowest for ``mode="min"``."""
+        values = self.column(dataset, key)
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        return float(values.max() if mode == "max" else values.min())

@@ -66,9 +66,10 @@ class TabularEvaluator:
             results.append(Result(metrics, cost=cost))
         return results
 
-    def optimum(self) -> float:
-        """Best report metric in the table: the zero of the regret."""
-        return self.table.best(self.dataset, self.report_metric)
+    def optimum(self, mode: str = "max") -> float:
+        """Best report metric in the table (highest, or lowest for ``mode="min"``):
+        the zero of the regret."""
+        return self.table.best(self.dataset, self.report_metric, mode)
 
     def describe(self) -> dict[str, Any]:
         return {

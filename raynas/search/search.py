@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from raynas.errors import CheckpointError
 from raynas.search.callbacks import Callback, ProgressBar
 from raynas.search.history import RESERVED, History
-from raynas.types import Arch, Objective, Result
+from raynas.types import Arch, Result
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -86,7 +86,6 @@ class Search:
             end, and on any exception, from the last completed round).
         callbacks: Extra :class:`Callback` s.
         progress: Show a progress bar.
-        mode: Direction of the search metric.
         max_repeats: Stop after this many rounds in a row that found nothing new
             (e.g. a small space fully explored).
 
@@ -109,7 +108,6 @@ class Search:
         checkpoint_every: int = 25,
         callbacks: Sequence[Callback] = (),
         progress: bool = False,
-        mode: str = "max",
         max_repeats: int = 1000,
     ) -> None:
         if batch_size < 1:
@@ -123,7 +121,13 @@ class Search:
         self.out_dir = Path(out_dir).resolve() if out_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.callbacks = [*callbacks, *([ProgressBar()] if progress else [])]
-        self.objective = Objective(evaluator.search_metric, mode)
+        if policy.objective.metric != evaluator.search_metric:
+            raise ValueError(
+                f"the policy optimises {policy.objective.metric!r} but the evaluator's search "
+                f"metric is {evaluator.search_metric!r}; build the policy with "
+                f"objective=Objective({evaluator.search_metric!r}, mode)"
+            )
+        self.objective = policy.objective
         self.max_repeats = max_repeats
         self.history = History()
         self.queries = 0
