@@ -4,8 +4,10 @@ falling back to ../shared/benchmarks/ beside the repository."""
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,3 +37,21 @@ def cifar10(nb201_table):
     from raynas.evaluators import TabularEvaluator
 
     return TabularEvaluator(nb201_table, "cifar10")
+
+
+def write_cifar_batch(path: Path, n: int, rng, label_key: str = "labels", classes: int = 10):
+    """Write a tiny CIFAR python-version batch file (random images)."""
+    batch = {
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        label_key.encode(): rng.integers(0, classes, n).tolist(),
+    }
+    path.write_bytes(pickle.dumps(batch, protocol=2))
+
+
+def write_cifar10(folder: Path, train_per_batch: int = 8, test: int = 8, seed: int = 0) -> Path:
+    """A tiny CIFAR-10 folder: data_batch_1..5 and test_batch."""
+    rng = np.random.default_rng(seed)
+    for i in range(1, 6):
+        write_cifar_batch(folder / f"data_batch_{i}", train_per_batch, rng)
+    write_cifar_batch(folder / "test_batch", test, rng)
+    return folder

@@ -46,8 +46,20 @@ class NB201Space(SearchSpace):
     _TOKEN = re.compile(r"^(?P<op>[a-z0-9_]+)~(?P<src>\d+)$")
     _TOKENS = {f"{op}~{src}": i for i, op in enumerate(NB201_OPS) for src in range(3)}
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
+        """``channels`` and ``cells_per_stage`` size :meth:`build`'s network; the
+        defaults are the benchmark's (16 and 5)."""
+        if channels < 1 or cells_per_stage < 1:
+            raise ValueError(
+                f"nb201: channels and cells_per_stage must be >= 1, got {channels}, {cells_per_stage}"
+            )
         super().__init__("nb201", _cell_decisions(self.ops))
+        self.channels = channels
+        self.cells_per_stage = cells_per_stage
+
+    def describe(self) -> dict:
+        return {**super().describe(), "channels": self.channels,
+                "cells_per_stage": self.cells_per_stage}
 
     def to_str(self, arch: Arch) -> str:
         groups, i = [], 0
@@ -94,7 +106,10 @@ class NB201Space(SearchSpace):
         from raynas.spaces.networks import CellNetwork
 
         ops = [self.ops[i] for i in self.validate(arch)]
-        return CellNetwork(ops, list(CELL_EDGES), num_classes, in_channels)
+        return CellNetwork(
+            ops, list(CELL_EDGES), num_classes, in_channels,
+            channels=self.channels, cells_per_stage=self.cells_per_stage,
+        )
 
 
 class TransNASMicroSpace(SearchSpace):

@@ -1,0 +1,219 @@
+"""Real training: build the architecture's network and train it with SGD + cosine."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from raynas.types import Arch, Result
+
+if TYPE_CHECKING:
+    import torch
+
+    from raynas.data import DataSplits
+    from raynas.spaces import SearchSpace
+
+EpochHook = Callable[[dict[str, float], Callable[[], dict[str, Any]]], None]
+"""``on_epoch(metrics, get_state)``: called after every epoch with that epoch's metrics and
+a function returning a copy of the resumable training state (for checkpoints)."""
+
+
+def arch_seed(seed: int, arch: Arch) -> int:
+    """The seed of one architecture's training: the same arch and seed, the same run."""
+    return int(np.random.SeedSequence([seed, *arch]).generate_state(1)[0] % (2**31))
+
+
+class TrainingEvaluator:
+    """Train each architecture on a dataset and score it on the validation split.
+
+    The network is ``space.build(arch, num_classes, in_channels)``; it is trained
+    with SGD (Nesterov momentum) and a cosine learning-rate schedule. After every
+    epoch it measures train loss, validation accuracy and test accuracy (the
+    search uses validation; test is only reported). The final result also holds
+    params (M), FLOPs (M) and, if asked, the measured latency (ms); its cost is
+    the training wall time.
+
+    Args:
+        space: The search space (it must have a network builder).
+        data: Train/valid/test splits.
+        epochs: Training epochs (``fidelity`` in :meth:`evaluate` overrides it).
+        lr: Initial learning rate.
+        batch_size: Training batch size.
+        weight_decay: L2 weight decay.
+        momentum: SGD momentum (Nesterov).
+        seed: Seeds weight init and batch order, mixed with the architecture.
+        device: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"`` or ``"cuda"``.
+        num_threads: ``torch.set_num_threads`` for CPU training (e.g. the trial's CPUs).
+        measure_latency: Measure inference latency of the trained network.
+
+    Example:
+        >>> from raynas.data import load_digits
+        >>> from raynas.spaces import NB201Space
+        >>> space = NB201Space(channels=4, cells_per_stage=1)
+        >>> ev = TrainingEvaluator(space, load_digits(input_size=8), epochs=1)
+        >>> ev.evaluate([(3, 3, 3, 3, 3, 3)])[0].metrics["valid_acc"] > 10
+        True
+    """
+
+    search_metric = "valid_acc"
+    report_metric = "test_acc"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        data: DataSplits,
+        *,
+        epochs: int = 4,
+        lr: float = 0.1,
+        batch_size: int = 64,
+        weight_decay: float = 5e-4,
+        momentum: float = 0.9,
+        seed: int = 0,
+        device: str = "auto",
+        num_threads: int | None = None,
+        measure_latency: bool = False,
+    ) -> None:
+        if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
+            raise ValueError(
+                f"need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got {epochs}, "
+                f"{batch_size}, {lr}, {weight_decay}"
+            )
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        self.space, self.data = space, data
+        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
+        self.weight_decay, self.momentum, self.seed = weight_decay, momentum, seed
+        self.device_name, self.num_threads = device, num_threads
+        self.measure_latency = measure_latency
+
+    # -------------------------------------------------------------- training
+    def device(self) -> torch.device:
+        import torch
+
+        if self.device_name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device_name)
+
+    def fit(
+        self,
+        arch: Arch,
+        epochs: int | None = None,
+        on_epoch: EpochHook | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Result:
+        """Train ``arch`` (resuming from ``state`` if given) and return its final result."""
+        import torch
+        from torch import nn
+
+        from raynas.spaces.cost import network_cost
+
+        epochs = epochs or self.epochs
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        device = self.device()
+        seed = arch_seed(self.seed, arch)
+        torch.manual_seed(seed)
+        data = self.data
+        model = self.space.build(arch, data.num_classes, data.in_channels).to(device)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=self.lr, momentum=self.momentum, nesterov=True,
+            weight_decay=self.weight_decay,
+        )
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        start_epoch, elapsed = 0, 0.0
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            start_epoch, elapsed = int(state["epoch"]), float(state["train_seconds"])
+        loss_fn = nn.CrossEntropyLoss()
+        metrics: dict[str, float] = {}
+        for epoch in range(start_epoch, epochs):
+            start = time.perf_counter()
+            train_loss = self._train_epoch(model, optimizer, loss_fn, device, seed + epoch)
+            schedule.step()
+            elapsed += time.perf_counter() - start
+            metrics = {
+                "epoch": float(epoch + 1),
+                "train_loss": train_loss,
+                "valid_acc": self._accuracy(model, data.valid_x, data.valid_y, device),
+                "test_acc": self._accuracy(model, data.test_x, data.test_y, device),
+                "train_seconds": elapsed,
+            }
+            if on_epoch is not None:
+                done = epoch + 1
+
+                def get_state(done=done, elapsed=elapsed) -> dict[str, Any]:
+                    # a copy: training goes on mutating the live tensors
+                    return copy.deepcopy({
+                        "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "epoch": done, "train_seconds": elapsed,
+                    })
+
+                on_epoch(dict(metrics), get_state)
+        shape = (data.in_channels, data.input_size, data.input_size)
+        cost = network_cost(model, shape, measure=self.measure_latency)
+        return Result({**metrics, **cost.as_metrics()}, cost=elapsed)
+
+    def _train_epoch(self, model, optimizer, loss_fn, device, seed: int) -> float:
+        import torch
+
+        from raynas.data import augment_batch
+
+        data = self.data
+        model.train()
+        generator = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(data.train_y), generator=generator)
+        total, count = 0.0, 0
+        for i in range(0, len(order), self.batch_size):
+            idx = order[i : i + self.batch_size]
+            x, y = data.train_x[idx], data.train_y[idx]
+            if data.augment:
+                x = augment_batch(x, generator)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+        return total / count
+
+    @staticmethod
+    def _accuracy(model, x, y, device, batch_size: int = 512) -> float:
+        import torch
+
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(0, len(y), batch_size):
+                logits = model(x[i : i + batch_size].to(device))
+                correct += int((logits.argmax(1).cpu() == y[i : i + batch_size]).sum())
+        return 100.0 * correct / len(y)
+
+    # ------------------------------------------------------------- contract
+    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+        """Train each architecture for ``fidelity`` epochs (default ``epochs``).
+
+        A failure of one architecture (e.g. out of memory) is a failed result.
+        """
+        epochs = int(fidelity) if fidelity else None
+        results = []
+        for arch in archs:
+            try:
+                results.append(self.fit(arch, epochs=epochs))
+            except (RuntimeError, ValueError) as exc:
+                results.append(Result.failed(f"{type(exc).__name__}: {exc}"))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "evaluator": "training",
+            **self.data.describe(),
+            "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay, "momentum": self.momentum, "seed": self.seed,
+        }
