@@ -33,9 +33,9 @@ class TrainingEvaluator:
     The network is ``space.build(arch, num_classes, in_channels)``; it is trained
     with SGD (Nesterov momentum) and a cosine learning-rate schedule. After every
     epoch it measures train loss, validation accuracy and test accuracy (the
-    search uses validation; test is only reported). The final result also holds
-    params (M), FLOPs (M) and, if asked, the measured latency (ms); its cost is
-    the training wall time.
+    search uses validation; test is only reported). Every epoch's metrics also
+    hold params (M), FLOPs (M) and, if asked, the measured inference latency (ms),
+    taken once before training; a result's cost is the training wall time.
 
     Args:
         space: The search space (it must have a network builder).
@@ -130,8 +130,10 @@ class TrainingEvaluator:
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
             start_epoch, elapsed = int(state["epoch"]), float(state["train_seconds"])
+        shape = (data.in_channels, data.input_size, data.input_size)
+        cost = network_cost(model, shape, measure=self.measure_latency).as_metrics()
         loss_fn = nn.CrossEntropyLoss()
-        metrics: dict[str, float] = {}
+        metrics: dict[str, float] = dict(state["metrics"]) if state is not None else {}
         for epoch in range(start_epoch, epochs):
             start = time.perf_counter()
             train_loss = self._train_epoch(model, optimizer, loss_fn, device, seed + epoch)
@@ -143,21 +145,21 @@ class TrainingEvaluator:
                 "valid_acc": self._accuracy(model, data.valid_x, data.valid_y, device),
                 "test_acc": self._accuracy(model, data.test_x, data.test_y, device),
                 "train_seconds": elapsed,
+                **cost,
             }
             if on_epoch is not None:
                 done = epoch + 1
 
-                def get_state(done=done, elapsed=elapsed) -> dict[str, Any]:
+                def get_state(done=done, elapsed=elapsed, metrics=metrics) -> dict[str, Any]:
                     # a copy: training goes on mutating the live tensors
                     return copy.deepcopy({
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict(), "epoch": done, "train_seconds": elapsed,
+                        "metrics": metrics,
                     })
 
                 on_epoch(dict(metrics), get_state)
-        shape = (data.in_channels, data.input_size, data.input_size)
-        cost = network_cost(model, shape, measure=self.measure_latency)
-        return Result({**metrics, **cost.as_metrics()}, cost=elapsed)
+        return Result(metrics, cost=elapsed)
 
     def _train_epoch(self, model, optimizer, loss_fn, device, seed: int) -> float:
         import torch

@@ -1,0 +1,161 @@
+"""Run a real-training search as Ray Tune trials, resumable, with the raynas history."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from raynas.search.history import History
+from raynas.search.search import HISTORY_FILE
+from raynas.tune.searcher import ARCH_KEY, PolicySearcher, to_result
+
+if TYPE_CHECKING:
+    from ray.tune import ResultGrid
+
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.search.policy import Policy
+
+logger = logging.getLogger(__name__)
+
+EXPERIMENT = "tune"
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """How Tune runs the trials.
+
+    Attributes:
+        num_trials: Architectures to train (Tune trials).
+        cpus_per_trial: CPUs reserved per trial (and torch threads).
+        gpus_per_trial: GPUs per trial; fractions share one GPU (0.25: four trials).
+        max_concurrent_trials: Trials running at once.
+        asha: Stop bad trials early with ASHA on the search metric.
+        grace_period: ASHA's minimum epochs before stopping a trial.
+        max_failures: Retries of a failed trial, each from its last checkpoint.
+    """
+
+    num_trials: int = 20
+    cpus_per_trial: float = 1
+    gpus_per_trial: float = 0
+    max_concurrent_trials: int = 2
+    asha: bool = False
+    grace_period: int = 1
+    max_failures: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_trials < 1 or self.max_concurrent_trials < 1:
+            raise ValueError("num_trials and max_concurrent_trials must be >= 1")
+        if self.max_failures < -1:
+            raise ValueError(f"max_failures must be >= -1 (-1: retry forever), got {self.max_failures}")
+
+
+def _check_gpus(settings: TuneSettings) -> None:
+    """A GPU request the cluster cannot meet would leave trials pending forever."""
+    import ray
+
+    if settings.gpus_per_trial <= 0:
+        return
+    if not ray.is_initialized():
+        ray.init()
+    available = ray.cluster_resources().get("GPU", 0)
+    if available < settings.gpus_per_trial:
+        raise ValueError(
+            f"gpus_per_trial={settings.gpus_per_trial} but the Ray cluster has {available:g} GPU(s); "
+            "set gpus_per_trial to 0 to train on CPUs"
+        )
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def run_tune(
+    policy: Policy,
+    evaluator: TrainingEvaluator,
+    settings: TuneSettings,
+    out_dir: str | Path,
+    *,
+    verbose: int = 1,
+    callbacks: list | None = None,
+) -> History:
+    """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
+
+    Tune's experiment lives in ``<out_dir>/tune`` (``result.json``, ``progress.csv``,
+    TensorBoard events, checkpoints); ``<out_dir>/history.parquet`` gets one row per
+    finished trial. If ``<out_dir>/tune`` holds an unfinished experiment, it is
+    restored: the policy's state comes back and unfinished trials resume from
+    their checkpoints. ``callbacks`` are extra ``ray.tune.Callback`` s.
+    """
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from raynas.tune.trainable import make_trainable
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    experiment = out_dir / EXPERIMENT
+    trainable = make_trainable(evaluator, settings.cpus_per_trial, settings.gpus_per_trial)
+    objective = policy.objective
+    if objective.metric != evaluator.search_metric:
+        raise ValueError(
+            f"the policy optimises {objective.metric!r} but the evaluator's search metric is "
+            f"{evaluator.search_metric!r}"
+        )
+    _check_gpus(settings)
+    # Checkpointing every epoch of short trials trips Tune's snapshot-frequency warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if tune.Tuner.can_restore(str(experiment)):
+        logger.info("restoring the Tune experiment in %s", experiment)
+        tuner = tune.Tuner.restore(
+            str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True
+        )
+    else:
+        scheduler = None
+        if settings.asha:
+            scheduler = ASHAScheduler(
+                time_attr="training_iteration", max_t=evaluator.epochs,
+                grace_period=min(settings.grace_period, evaluator.epochs),
+            )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=objective.metric, mode=objective.mode,
+                search_alg=PolicySearcher(policy, max_trials=settings.num_trials),
+                scheduler=scheduler, num_samples=settings.num_trials,
+                max_concurrent_trials=settings.max_concurrent_trials,
+                reuse_actors=True, trial_dirname_creator=_trial_dirname,
+            ),
+            run_config=tune.RunConfig(
+                name=EXPERIMENT, storage_path=str(out_dir), verbose=verbose,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            ),
+        )
+    results = tuner.fit()
+    history = history_from_results(results, evaluator.space)
+    history.save(out_dir / HISTORY_FILE)
+    return history
+
+
+def history_from_results(results: ResultGrid, space) -> History:
+    """One history row per trial, in order of completion, from Tune's results."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        config = result.config or {}
+        if ARCH_KEY not in config:
+            continue
+        outcome = to_result(metrics, error=result.error is not None)
+        end = float(metrics.get("timestamp", 0.0))
+        rows.append((end, config[ARCH_KEY], outcome, float(metrics.get("time_total_s", 0.0))))
+    rows.sort(key=lambda row: row[0])
+    history = History()
+    for query, (_, arch, outcome, elapsed) in enumerate(rows, start=1):
+        space.from_str(arch)  # a foreign experiment folder fails here, loudly
+        history.append(step=query - 1, query=query, arch=arch, result=outcome, cached=False,
+                       elapsed=elapsed)
+    return history

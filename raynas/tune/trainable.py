@@ -1,0 +1,55 @@
+"""The function trainable: one Tune trial trains one architecture, epoch by epoch."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from raynas.evaluators import TrainingEvaluator
+
+STATE_FILE = "state.pt"
+
+
+def train_architecture(config: dict[str, Any], evaluator: TrainingEvaluator) -> None:
+    """Train ``config["arch"]`` with ``evaluator``; report and checkpoint every epoch.
+
+    Use through :func:`make_trainable`. A retried or restored trial resumes from
+    its last checkpoint (``tune.get_checkpoint()``). CPU training uses as many
+    threads as the trial has CPUs; a trial with a GPU trains on CUDA.
+    """
+    import torch
+    from ray import tune
+
+    arch = evaluator.space.from_str(config["arch"])
+    state = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(os.path.join(folder, STATE_FILE), weights_only=True)
+    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
+    evaluator.num_threads = max(1, int(cpus))
+
+    def on_epoch(metrics: dict[str, float], get_state) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(get_state(), os.path.join(folder, STATE_FILE))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    evaluator.fit(arch, on_epoch=on_epoch, state=state)
+
+
+def make_trainable(evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0):
+    """The Tune trainable for ``evaluator``: resources per trial, data in the object store.
+
+    Args:
+        evaluator: Trains architectures (its data goes to the object store once).
+        cpus: CPUs per trial.
+        gpus: GPUs per trial; fractions share a GPU (0.25: four trials per GPU).
+    """
+    from ray import tune
+
+    if cpus <= 0 or gpus < 0:
+        raise ValueError(f"need cpus > 0 and gpus >= 0 per trial, got {cpus} and {gpus}")
+    trainable = tune.with_parameters(train_architecture, evaluator=evaluator)
+    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})

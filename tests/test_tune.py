@@ -1,0 +1,139 @@
+"""The Ray Tune adapter: PolicySearcher contract, real training trials, fault tolerance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+
+import pytest
+import ray
+from ray import tune
+from ray.tune.search import Searcher
+
+from raynas.data import load_digits
+from raynas.evaluators import TrainingEvaluator
+from raynas.policies import make_policy
+from raynas.spaces import CustomSpace, NB201Space
+from raynas.tune import PolicySearcher, TuneSettings, run_tune
+from raynas.types import Objective
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    space = NB201Space(channels=8, cells_per_stage=1)
+    return TrainingEvaluator(space, load_digits(input_size=16), epochs=2)
+
+
+def _finish(searcher, trial_id, valid_acc):
+    searcher.on_trial_complete(trial_id, {"valid_acc": valid_acc, "test_acc": 1.0,
+                                          "training_iteration": 2})
+
+
+@pytest.mark.parametrize("policy_name", ["random", "rea", "ls", "tpe"])
+def test_searcher_save_restore_round_trip(policy_name, tmp_path):
+    space = NB201Space()
+
+    def make():
+        return PolicySearcher(make_policy(policy_name, space, seed=3), max_trials=30)
+
+    original = make()
+    for i in range(12):
+        original.suggest(f"t{i}")
+    for i in range(10):  # two trials still running at the checkpoint
+        _finish(original, f"t{i}", 50.0 + (i * 7) % 13)
+    original.save(str(tmp_path / "state.json"))
+    json.loads((tmp_path / "state.json").read_text())  # JSON, never a pickle
+    restored = make()
+    restored.restore(str(tmp_path / "state.json"))
+    assert restored.live == original.live
+    for searcher in (original, restored):
+        for i in (10, 11):
+            _finish(searcher, f"t{i}", 60.0 + i)
+    for i in range(12, 20):
+        a, b = original.suggest(f"t{i}"), restored.suggest(f"t{i}")
+        assert a == b
+        _finish(original, f"t{i}", float(i))
+        _finish(restored, f"t{i}", float(i))
+
+
+def test_searcher_answers_repeats_without_trials_and_finishes():
+    space = CustomSpace("tiny", {"x": ["a", "b"]})
+    searcher = PolicySearcher(make_policy("random", space, seed=0, objective=Objective("v")),
+                              max_trials=10)
+    configs = []
+    for i in range(5):
+        config = searcher.suggest(f"t{i}")
+        if config == Searcher.FINISHED:
+            break
+        configs.append(config)
+        searcher.on_trial_complete(f"t{i}", {"v": 1.0})
+    assert sorted(c["arch"] for c in configs) == ["|x=a|", "|x=b|"]
+    assert searcher.repeats > 0  # later proposals were repeats, answered from the cache
+
+
+def test_searcher_errored_trial_is_a_failure():
+    searcher = PolicySearcher(make_policy("rea", NB201Space(), seed=0), max_trials=2)
+    searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)
+    assert not next(iter(searcher.finished.values())).ok
+
+
+def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
+    policy = make_policy("rea", evaluator.space, seed=0, population_size=3, sample_size=2)
+    history = run_tune(policy, evaluator, TuneSettings(num_trials=4), tmp_path, verbose=0)
+    table = history.to_arrow()
+    assert table.num_rows == 4
+    assert set(table["status"].to_pylist()) == {"ok"}
+    assert table["epoch"].to_pylist() == [2.0] * 4
+    assert max(table["valid_acc"].to_pylist()) > 50.0  # it really trained (chance: 10 %)
+    assert (tmp_path / "history.parquet").exists()
+    trials = sorted((tmp_path / "tune").glob("trial_*"))
+    assert len(trials) == 4
+    for name in ("result.json", "progress.csv"):
+        assert (trials[0] / name).exists()
+    assert list(trials[0].glob("events.out.tfevents.*"))  # TensorBoard works on it
+
+
+def test_gpu_request_without_gpus_is_refused(ray_local, evaluator, tmp_path):
+    policy = make_policy("random", evaluator.space, seed=0)
+    with pytest.raises(ValueError, match="gpus_per_trial=0.25 but the Ray cluster has 0 GPU"):
+        run_tune(policy, evaluator, TuneSettings(num_trials=1, gpus_per_trial=0.25), tmp_path)
+
+
+class _KillFirstTrialOnce(tune.Callback):
+    """SIGKILLs a trial's worker process once its first epoch's checkpoint is registered."""
+
+    def __init__(self):
+        self.killed = None
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        result = trial.last_result
+        if self.killed is None and result.get("training_iteration") == 1:
+            self.killed = (trial.trial_id, result["pid"])
+            os.kill(result["pid"], signal.SIGKILL)
+
+
+def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, tmp_path):
+    killer = _KillFirstTrialOnce()
+    policy = make_policy("random", evaluator.space, seed=1)
+    settings = TuneSettings(num_trials=3, max_failures=2)
+    history = run_tune(policy, evaluator, settings, tmp_path, verbose=0, callbacks=[killer])
+    assert killer.killed is not None
+    table = history.to_arrow()
+    assert table.num_rows == 3 and set(table["status"].to_pylist()) == {"ok"}
+    assert table["epoch"].to_pylist() == [2.0] * 3
+    killed_trial = tmp_path / "tune" / f"trial_{killer.killed[0]}"
+    rows = [json.loads(line) for line in (killed_trial / "result.json").read_text().splitlines()]
+    # it resumed at epoch 2 from the epoch-1 checkpoint, in a new process
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert rows[1]["pid"] != killer.killed[1]
