@@ -1,7 +1,7 @@
 """The ``raynas`` command.
 
 * ``raynas bench`` — compare policies on a benchmark table (many seeds, on Ray).
-* ``raynas search`` — one resumable search on a benchmark table.
+* ``raynas search [CONFIG.yaml]`` — one resumable search (default: real NAS on digits).
 
 User mistakes print one ``raynas: error: ...`` line and exit with status 2.
 """
@@ -77,17 +77,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     bench.add_argument("--address", default=None, help="Ray cluster address (default: local)")
 
-    search = sub.add_parser("search", help="one resumable search on a benchmark table")
-    _table_arg(search)
-    search.add_argument("--dataset", default="cifar10")
-    search.add_argument("--policy", default="rea")
-    search.add_argument("--policy-kwargs", default=None, help="JSON hyperparameters")
-    search.add_argument("--budget", type=int, default=100, help="queries")
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--batch-size", type=int, default=1)
-    search.add_argument("--out", type=Path, default=Path("raynas-results/search"))
-    search.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    search.add_argument("--no-progress", action="store_true")
+    search = sub.add_parser(
+        "search", help="one search from a YAML config (default: real NAS on digits)"
+    )
+    search.add_argument("config", nargs="?", type=Path, default=None,
+                        help="YAML config (see examples/); default: the embedded digits search")
+    search.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: raynas-results/search-<time>)")
+    search.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                        help="continue the search in DIR with its saved config")
+    search.add_argument("--quiet", action="store_true", help="no live progress table")
     return parser
 
 
@@ -115,29 +114,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from raynas.benchmarks import BenchmarkTable
-    from raynas.evaluators import TabularEvaluator
-    from raynas.policies import make_policy
-    from raynas.search import Budget, Search
-    from raynas.types import Objective
+    import time
 
-    table = BenchmarkTable.load(_need_table(args), args.space)
-    evaluator = TabularEvaluator(table, args.dataset, args.search_metric, args.report_metric)
-    objective = Objective(args.search_metric, args.mode)
-    policy = make_policy(
-        args.policy, table.space, seed=args.seed, objective=objective,
-        **_policy_kwargs(args.policy_kwargs),
-    )
-    search = Search(
-        table.space, policy, evaluator, Budget(max_queries=args.budget),
-        batch_size=args.batch_size, out_dir=args.out, progress=not args.no_progress,
-    )
-    result = search.run(resume=args.resume)
-    metrics = ", ".join(f"{k}={v:.2f}" for k, v in result.incumbent_metrics.items())
-    print(f"incumbent after {result.queries} queries: {result.incumbent} ({metrics})")
-    reported = result.incumbent_metrics[evaluator.report_metric]
-    print(f"regret: {objective.sign * (evaluator.optimum(args.mode) - reported):.2f}")
-    print(f"history: {Path(args.out) / 'history.parquet'}")
+    from raynas import config as cfg
+    from raynas.driver import describe, run_search
+
+    if args.resume is not None:
+        if args.config is not None or args.out is not None:
+            raise ValueError("--resume DIR continues the search in DIR: give no config or --out")
+        summary = run_search(None, args.resume, resume=True, verbose=0 if args.quiet else 1)
+    else:
+        out = args.out or Path("raynas-results") / time.strftime("search-%Y%m%d-%H%M%S")
+        summary = run_search(cfg.load(args.config), out, verbose=0 if args.quiet else 1)
+    print("\n".join(describe(summary)))
     return 0
 
 

@@ -84,16 +84,76 @@ def test_bench_user_mistakes_give_one_clear_line(args, message, table_path, tmp_
     assert "Traceback" not in proc.stderr
 
 
-def test_search_command_resumes(table_path, tmp_path):
-    common = ("search", "--benchmark", str(table_path), "--dataset", "cifar100", "--policy", "ls",
-              "--seed", "4", "--out", str(tmp_path), "--no-progress")
-    _raynas(*common, "--budget", "20")
-    resumed = _raynas(*common, "--budget", "40", "--resume")
-    straight = _raynas(*common[:-3], "--out", str(tmp_path / "straight"), "--no-progress",
-                       "--budget", "40")
-    assert "after 40 queries" in resumed.stdout
-    assert resumed.stdout.splitlines()[:2] == straight.stdout.splitlines()[:2]
-    assert pq.read_table(tmp_path / "history.parquet").num_rows >= 40
+def _write_config(path, text: str):
+    path.write_text(text)
+    return str(path)
+
+
+TABULAR = """
+space: {{name: nb201}}
+policy: {{name: ls}}
+evaluator: {{kind: tabular, path: {table}, dataset: cifar100}}
+budget: {budget}
+seed: 4
+"""
+
+
+def test_tabular_search_resumes_with_the_saved_config(table_path, tmp_path):
+    config = _write_config(tmp_path / "t.yaml", TABULAR.format(table=table_path, budget=40))
+    out = tmp_path / "run"
+    first = _raynas("search", config, "--out", str(out))
+    assert "evaluated 40 architectures" in first.stdout
+    again = _raynas("search", "--resume", str(out))  # finished: nothing more to do
+    assert again.stdout.splitlines()[:2] == first.stdout.splitlines()[:2]
+    refused = _raynas("search", config, "--out", str(out), check=False)
+    assert refused.returncode == 2 and "already holds a search" in refused.stderr
+
+
+TINY_TRAINING = """
+space: {name: nb201, channels: 4, cells_per_stage: 1}
+policy: {name: random}
+evaluator: {kind: training, dataset: digits, input_size: 8, epochs: 2, batch_size: 128}
+resources: {max_concurrent_trials: 2}
+budget: 3
+"""
+
+
+def test_training_search_end_to_end_exports_the_best_network(tmp_path):
+    import torch
+
+    from raynas.data import load_digits
+
+    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING)
+    out = tmp_path / "run"
+    proc = _raynas("search", config, "--out", str(out), "--quiet")
+    assert "evaluated 3 architectures" in proc.stdout and "best architecture: |" in proc.stdout
+    history = pq.read_table(out / "history.parquet")
+    assert history.num_rows == 3
+    arch = (out / "best" / "arch.txt").read_text().strip()
+    assert arch in history["arch"].to_pylist()
+    model = torch.export.load(out / "best" / "model.pt2").module()
+    data = load_digits(input_size=8)
+    accuracy = (model(data.test_x).argmax(1) == data.test_y).float().mean().item() * 100
+    best = max(history.to_pylist(), key=lambda r: r["valid_acc"])
+    assert best["arch"] == arch
+    assert accuracy == pytest.approx(best["test_acc"], abs=0.01)  # the trained weights
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("evaluater: {}\n", "evaluater: unknown key; did you mean 'evaluator'?"),
+        ("policy: {name: raa}\n", "policy.name: unknown policy 'raa'"),
+        ("budget: lots\n", "budget: expected int, got str 'lots'"),
+    ],
+)
+def test_search_config_mistakes_give_one_clear_line(text, message, tmp_path):
+    config = _write_config(tmp_path / "bad.yaml", text)
+    proc = _raynas("search", config, "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"raynas: error: {message}"] or (
+        message in proc.stderr and "Traceback" not in proc.stderr
+    )
 
 
 def test_bench_on_an_error_table_minimises(bench_run, table_path, tmp_path):

@@ -90,8 +90,8 @@ def test_searcher_errored_trial_is_a_failure():
 
 def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
     policy = make_policy("rea", evaluator.space, seed=0, population_size=3, sample_size=2)
-    history = run_tune(policy, evaluator, TuneSettings(num_trials=4), tmp_path, verbose=0)
-    table = history.to_arrow()
+    run = run_tune(policy, evaluator, TuneSettings(num_trials=4), tmp_path, verbose=0)
+    table = run.history.to_arrow()
     assert table.num_rows == 4
     assert set(table["status"].to_pylist()) == {"ok"}
     assert table["epoch"].to_pylist() == [2.0] * 4
@@ -127,9 +127,9 @@ def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, t
     killer = _KillFirstTrialOnce()
     policy = make_policy("random", evaluator.space, seed=1)
     settings = TuneSettings(num_trials=3, max_failures=2)
-    history = run_tune(policy, evaluator, settings, tmp_path, verbose=0, callbacks=[killer])
+    run = run_tune(policy, evaluator, settings, tmp_path, verbose=0, callbacks=[killer])
     assert killer.killed is not None
-    table = history.to_arrow()
+    table = run.history.to_arrow()
     assert table.num_rows == 3 and set(table["status"].to_pylist()) == {"ok"}
     assert table["epoch"].to_pylist() == [2.0] * 3
     killed_trial = tmp_path / "tune" / f"trial_{killer.killed[0]}"

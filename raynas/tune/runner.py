@@ -24,6 +24,19 @@ EXPERIMENT = "tune"
 
 
 @dataclass(frozen=True)
+class TuneRun:
+    """What :func:`run_tune` returns: the raynas history and Tune's own results."""
+
+    history: History
+    results: ResultGrid
+
+    def best_checkpoint(self, metric: str, mode: str):
+        """The last checkpoint of the best trial by ``metric`` (``None`` if none)."""
+        best = self.results.get_best_result(metric=metric, mode=mode, scope="last")
+        return best.checkpoint, best.config
+
+
+@dataclass(frozen=True)
 class TuneSettings:
     """How Tune runs the trials.
 
@@ -80,7 +93,7 @@ def run_tune(
     *,
     verbose: int = 1,
     callbacks: list | None = None,
-) -> History:
+) -> TuneRun:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
     Tune's experiment lives in ``<out_dir>/tune`` (``result.json``, ``progress.csv``,
@@ -138,7 +151,7 @@ def run_tune(
     results = tuner.fit()
     history = history_from_results(results, evaluator.space)
     history.save(out_dir / HISTORY_FILE)
-    return history
+    return TuneRun(history, results)
 
 
 def history_from_results(results: ResultGrid, space) -> History:

@@ -1,0 +1,243 @@
+"""The ``raynas search`` configuration: YAML in, validated frozen dataclasses out.
+
+Every section is a frozen dataclass with a docstring per field. Unknown keys,
+wrong types and unknown names raise :class:`ConfigError` with one line naming
+the key (``evaluator.epcohs: unknown key; did you mean 'epochs'?``).
+
+The default (no file) is the embedded search: a real NAS on scikit-learn's
+digits in the NB201 space at reduced width, 20 trials of 4 epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raynas.errors import RaynasError
+
+
+class ConfigError(RaynasError, ValueError):
+    """A configuration file or value is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The search space."""
+
+    name: str = "nb201"
+    """Registered space: nb201, darts or transnas_micro."""
+    options: dict[str, Any] = field(default_factory=lambda: {"channels": 8, "cells_per_stage": 1})
+    """Constructor arguments of the space, e.g. ``channels`` and ``cells_per_stage`` for nb201."""
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The search policy."""
+
+    name: str = "rea"
+    """Registered policy: random, rea, ls or tpe."""
+    options: dict[str, Any] = field(
+        default_factory=lambda: {"population_size": 8, "sample_size": 3}
+    )
+    """The policy's hyperparameters, e.g. ``population_size`` for rea."""
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    """How architectures are scored."""
+
+    kind: str = "training"
+    """``training`` (real torch training as Tune trials) or ``tabular`` (benchmark table)."""
+    dataset: str = "digits"
+    """digits (embedded), cifar10 or cifar100 (from ``path``), or a dataset of the table."""
+    path: str | None = None
+    """CIFAR folder (training) or benchmark table file (tabular)."""
+    input_size: int = 16
+    """Image side for digits (resized from 8x8)."""
+    epochs: int = 4
+    """Training epochs per architecture."""
+    lr: float = 0.05
+    """Initial SGD learning rate (cosine schedule)."""
+    batch_size: int = 64
+    """Training batch size."""
+    weight_decay: float = 5e-4
+    """SGD weight decay."""
+    measure_latency: bool = True
+    """Measure each network's inference latency."""
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """How Ray Tune runs training trials."""
+
+    cpus_per_trial: float = 1
+    """CPUs per trial (also torch's thread count)."""
+    gpus_per_trial: float = 0
+    """GPUs per trial; fractions share a GPU (0.25: four trials per GPU)."""
+    max_concurrent_trials: int = 2
+    """Trials running at once."""
+    max_failures: int = 2
+    """Retries of a failed trial, from its last checkpoint."""
+    asha: bool = False
+    """Stop bad trials early with ASHA on the validation accuracy."""
+    grace_period: int = 1
+    """ASHA's minimum epochs before it may stop a trial."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """One search: what to search, with what, how long."""
+
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    """The search space."""
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    """The search policy."""
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    """How architectures are scored."""
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    """Tune resources (training only)."""
+    budget: int = 20
+    """Architectures to evaluate (trials for training, queries for tabular)."""
+    seed: int = 0
+    """Seeds the policy, the data split and the training."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# ------------------------------------------------------------------ parsing
+_NAMED_SECTIONS = ("space", "policy")  # their extra keys are constructor options
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if origin is dict or annotation is dict:
+        return isinstance(value, dict)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is Any:
+        return True
+    return isinstance(value, annotation)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def _unknown_key(where: str, key: str, known: list[str]) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+    return ConfigError(f"{where}{key}: unknown key{hint}")
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    data = dict(data)
+    if cls.__name__.lower().removesuffix("config") in _NAMED_SECTIONS:
+        # Extra keys are constructor options. Naming a space or policy starts from its
+        # own defaults, not from the embedded default's options.
+        extra = {k: data.pop(k) for k in list(data) if k not in names}
+        if "name" in data or extra:
+            data["options"] = {**data.get("options", {}), **extra}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key(where, key, names)
+        annotation = hints[key]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[key] = _build(annotation, value, f"{where}{key}.")
+        elif not _type_ok(value, annotation):
+            raise ConfigError(
+                f"{where}{key}: expected {_type_name(annotation)}, got {type(value).__name__} "
+                f"{value!r}"
+            )
+        else:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _check_options(where: str, factory: Any, options: dict[str, Any]) -> None:
+    """Options must be keyword arguments of ``factory`` (seed and objective are set by raynas)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    params = [
+        name for name, p in inspect.signature(factory).parameters.items()
+        if p.kind in kinds and name not in ("self", "space", "seed", "objective")
+    ]
+    for key in options:
+        if key not in params:
+            raise _unknown_key(where, key, params)
+
+
+def validate(config: SearchConfig) -> SearchConfig:
+    """Check names and ranges that types alone cannot; return ``config``."""
+    from raynas.errors import unknown_name
+    from raynas.policies import POLICIES
+    from raynas.spaces import SPACES
+
+    def named(where: str, name: str, registry: dict) -> None:
+        if name not in registry:
+            raise ConfigError(f"{where}: {unknown_name(where.split('.')[0], name, registry)}")
+
+    named("space.name", config.space.name, SPACES)
+    named("policy.name", config.policy.name, POLICIES)
+    _check_options("space.", SPACES[config.space.name], config.space.options)
+    _check_options("policy.", POLICIES[config.policy.name], config.policy.options)
+    ev = config.evaluator
+    if ev.kind not in ("training", "tabular"):
+        raise ConfigError(f"evaluator.kind: expected 'training' or 'tabular', got {ev.kind!r}")
+    if ev.kind == "tabular" and ev.path is None:
+        raise ConfigError("evaluator.path: a tabular evaluator needs the benchmark table's path")
+    for key in ("epochs", "batch_size", "input_size"):
+        if getattr(ev, key) < 1:
+            raise ConfigError(f"evaluator.{key}: must be >= 1, got {getattr(ev, key)}")
+    if config.budget < 1:
+        raise ConfigError(f"budget: must be >= 1, got {config.budget}")
+    res = config.resources
+    if res.cpus_per_trial <= 0 or res.gpus_per_trial < 0 or res.max_concurrent_trials < 1:
+        raise ConfigError(
+            "resources: need cpus_per_trial > 0, gpus_per_trial >= 0, max_concurrent_trials >= 1"
+        )
+    return config
+
+
+def from_dict(data: dict[str, Any] | None) -> SearchConfig:
+    """A validated :class:`SearchConfig`; missing keys take the embedded defaults."""
+    return validate(_build(SearchConfig, data or {}, ""))
+
+
+def load(path: str | Path | None) -> SearchConfig:
+    """Read and validate a YAML config; ``None`` gives the embedded default."""
+    import yaml
+
+    if path is None:
+        return from_dict({})
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return from_dict(data)
+
+
+def dump(config: SearchConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML (what ``--resume`` reads back)."""
+    import yaml
+
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,167 @@
+"""Run a :class:`~raynas.config.SearchConfig`: the engine behind ``raynas search``.
+
+* ``evaluator.kind: training`` — every architecture is a Ray Tune trial that trains a
+  network; the best one is exported with ``torch.export``.
+* ``evaluator.kind: tabular`` — lookups in a benchmark table, in process.
+
+Outputs in ``out_dir``: ``config.yaml`` (what ``--resume`` reads), ``history.parquet``,
+``best/arch.txt`` and ``best/metrics.json``, plus ``tune/`` (Tune's experiment) and
+``best/model.pt2`` for training searches.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from raynas import config as cfg
+from raynas.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """The outcome of :func:`run_search`."""
+
+    out_dir: Path
+    best_arch: str | None
+    best_metrics: dict[str, float]
+    evaluations: int
+    model_file: Path | None
+
+
+def _space(config: cfg.SearchConfig):
+    from raynas.spaces import SPACES
+
+    return SPACES[config.space.name](**config.space.options)
+
+
+def run_search(
+    config: cfg.SearchConfig | None, out_dir: str | Path, resume: bool = False, verbose: int = 1
+) -> SearchSummary:
+    """Run ``config`` into ``out_dir``; with ``resume``, continue the search found there
+    (its saved ``config.yaml`` wins)."""
+    out_dir = Path(out_dir).resolve()
+    saved = out_dir / CONFIG_FILE
+    if resume:
+        if not saved.is_file():
+            raise CheckpointError(f"nothing to resume: {saved} does not exist")
+        config = cfg.load(saved)
+    elif saved.is_file():
+        raise CheckpointError(
+            f"{out_dir} already holds a search; resume it with --resume {out_dir} or choose "
+            "another --out"
+        )
+    config = config or cfg.from_dict({})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg.dump(config, saved)
+    if config.evaluator.kind == "tabular":
+        return _run_tabular(config, out_dir, resume)
+    return _run_training(config, out_dir, verbose)
+
+
+def _policy(config: cfg.SearchConfig, space):
+    from raynas.policies import make_policy
+
+    return make_policy(config.policy.name, space, seed=config.seed, **config.policy.options)
+
+
+def _write_best(out_dir: Path, arch: str | None, metrics: dict[str, float]) -> None:
+    best = out_dir / "best"
+    best.mkdir(exist_ok=True)
+    (best / "arch.txt").write_text(f"{arch}\n")
+    (best / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> SearchSummary:
+    from raynas.benchmarks import BenchmarkTable
+    from raynas.evaluators import TabularEvaluator
+    from raynas.search import Budget, Search
+
+    ev = config.evaluator
+    table = BenchmarkTable.load(ev.path, _space(config))
+    evaluator = TabularEvaluator(table, ev.dataset)
+    search = Search(
+        table.space, _policy(config, table.space), evaluator,
+        Budget(max_queries=config.budget), out_dir=out_dir, progress=True,
+    )
+    result = search.run(resume=resume)
+    _write_best(out_dir, result.incumbent, result.incumbent_metrics)
+    return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None)
+
+
+def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> SearchSummary:
+    from raynas.data import load_dataset
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.tune import TuneSettings, run_tune
+
+    ev, res = config.evaluator, config.resources
+    space = _space(config)
+    data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
+    evaluator = TrainingEvaluator(
+        space, data, epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size,
+        weight_decay=ev.weight_decay, seed=config.seed, measure_latency=ev.measure_latency,
+    )
+    settings = TuneSettings(
+        num_trials=config.budget, cpus_per_trial=res.cpus_per_trial,
+        gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
+        asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
+    )
+    run = run_tune(_policy(config, space), evaluator, settings, out_dir, verbose=verbose)
+    table = run.history.to_arrow()
+    ok = [r for r in table.to_pylist() if r["status"] == "ok"]
+    if not ok:
+        _write_best(out_dir, None, {})
+        return SearchSummary(out_dir, None, {}, table.num_rows, None)
+    best = max(ok, key=lambda r: r["valid_acc"])
+    metrics = {k: v for k, v in best.items() if isinstance(v, float) and k != "elapsed"}
+    _write_best(out_dir, best["arch"], metrics)
+    model_file = export_best(run, evaluator, best["arch"], out_dir / "best" / "model.pt2")
+    return SearchSummary(out_dir, best["arch"], metrics, table.num_rows, model_file)
+
+
+def export_best(run, evaluator, arch: str, path: Path) -> Path | None:
+    """Export the trained network of ``arch`` (from its trial's last checkpoint) with
+    ``torch.export``; load it with ``torch.export.load(path).module()``."""
+    import torch
+
+    from raynas.tune.trainable import STATE_FILE
+
+    for result in run.results:
+        if (result.config or {}).get("arch") == arch and result.checkpoint is not None:
+            with result.checkpoint.as_directory() as folder:
+                state = torch.load(os.path.join(folder, STATE_FILE), weights_only=True)
+            break
+    else:
+        logger.warning("no checkpoint of %s to export", arch)
+        return None
+    data = evaluator.data
+    model = evaluator.space.build(evaluator.space.from_str(arch), data.num_classes, data.in_channels)
+    model.load_state_dict(state["model"])
+    model.eval()
+    example = data.test_x[:2]
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, path)
+    return path
+
+
+def describe(summary: SearchSummary) -> list[str]:
+    """Lines for the terminal: the best architecture and where the results are."""
+    lines = [f"evaluated {summary.evaluations} architectures"]
+    if summary.best_arch is None:
+        return [*lines, "no architecture finished successfully"]
+    m = summary.best_metrics
+    parts = [f"{k}={m[k]:.4g}" for k in ("valid_acc", "test_acc", "params", "flops",
+                                          "latency_ms") if k in m]
+    lines += [f"best architecture: {summary.best_arch}", "  " + ", ".join(parts)]
+    if summary.model_file is not None:
+        lines.append(f"  exported network: {summary.model_file}")
+    lines.append(f"results: {summary.out_dir} (history.parquet, best/, config.yaml)")
+    return lines

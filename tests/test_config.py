@@ -1,0 +1,69 @@
+"""``raynas search`` configs: defaults, examples, and one clear error per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from raynas import config as cfg
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+
+
+def test_embedded_default_is_the_digits_search():
+    config = cfg.load(None)
+    assert config.evaluator.kind == "training" and config.evaluator.dataset == "digits"
+    assert config.space.name == "nb201" and config.space.options == {
+        "channels": 8, "cells_per_stage": 1
+    }
+    assert 16 <= config.budget <= 24
+
+
+def test_the_digits_example_is_the_default():
+    assert cfg.load(EXAMPLES[[p.name for p in EXAMPLES].index("digits.yaml")]) == cfg.load(None)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_validates(path):
+    cfg.load(path)
+
+
+def test_dump_and_load_round_trip(tmp_path):
+    config = cfg.from_dict({"policy": {"name": "ls", "num_init": 3}, "budget": 7})
+    cfg.dump(config, tmp_path / "c.yaml")
+    assert cfg.load(tmp_path / "c.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"evaluater": {}}, "evaluater: unknown key; did you mean 'evaluator'?"),
+        ({"evaluator": {"epcohs": 3}}, "evaluator.epcohs: unknown key; did you mean 'epochs'?"),
+        ({"budget": "20x"}, "budget: expected int, got str '20x'"),
+        ({"evaluator": {"lr": "fast"}}, "evaluator.lr: expected float, got str 'fast'"),
+        ({"resources": {"asha": "yes"}}, "resources.asha: expected bool, got str 'yes'"),
+        ({"policy": {"name": "raa"}}, "policy.name: unknown policy 'raa'; did you mean 'rea'?"),
+        ({"space": {"name": "nb210"}}, "space.name: unknown space 'nb210'; did you mean 'nb201'?"),
+        ({"policy": {"name": "rea", "popsize": 3}},
+         "policy.popsize: unknown key; did you mean 'population_size'?"),
+        ({"space": {"name": "nb201", "chanels": 4}},
+         "space.chanels: unknown key; did you mean 'channels'?"),
+        ({"evaluator": {"kind": "proxy"}}, "evaluator.kind: expected 'training' or 'tabular'"),
+        ({"evaluator": {"kind": "tabular"}}, "evaluator.path: a tabular evaluator needs"),
+        ({"budget": 0}, "budget: must be >= 1"),
+        ({"resources": []}, "resources: expected a mapping"),
+    ],
+)
+def test_config_errors_name_the_key(data, message):
+    with pytest.raises(cfg.ConfigError) as info:
+        cfg.from_dict(data)
+    assert message in str(info.value)
+
+
+def test_missing_and_broken_files(tmp_path):
+    with pytest.raises(cfg.ConfigError, match="config file not found"):
+        cfg.load(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("budget: [1, 2\n")
+    with pytest.raises(cfg.ConfigError, match="not valid YAML"):
+        cfg.load(tmp_path / "bad.yaml")
