@@ -179,3 +179,48 @@ def test_bench_on_an_error_table_minimises(bench_run, table_path, tmp_path):
     maximised = maximised[maximised["dataset"] == "cifar10"].reset_index(drop=True)
     assert (minimised["regret"] - maximised["regret"]).abs().max() < 1e-9
     assert "mode `min`" in (out / "summary.md").read_text()
+
+
+INTERRUPTIBLE = """
+space: {name: nb201, channels: 4, cells_per_stage: 1}
+policy: {name: rea, population_size: 3, sample_size: 2}
+evaluator: {kind: training, dataset: digits, input_size: 8, epochs: 3, batch_size: 128}
+resources: {max_concurrent_trials: 2}
+budget: 6
+"""
+
+
+def _finished_trials(out) -> dict:
+    done = {}
+    for result in (out / "tune").glob("trial_*/result.json"):
+        lines = result.read_text().splitlines()
+        if lines and '"epoch": 3.0' in lines[-1]:
+            done[result.parent.name] = result.stat().st_mtime_ns
+    return done
+
+
+def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
+    import signal
+    import time
+
+    config = _write_config(tmp_path / "c.yaml", INTERRUPTIBLE)
+    out = tmp_path / "run"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    with open(tmp_path / "log.txt", "w") as log:
+        driver = subprocess.Popen([RAYNAS, "search", config, "--out", str(out), "--quiet"],
+                                  stdout=log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + 180
+        while len(_finished_trials(out)) < 2 and time.time() < deadline:
+            assert driver.poll() is None, (tmp_path / "log.txt").read_text()
+            time.sleep(0.5)
+        driver.send_signal(signal.SIGINT)
+        driver.wait(timeout=180)
+    before = _finished_trials(out)
+    assert 2 <= len(before) < 6, "the interrupt came too late to test anything"
+
+    _raynas("search", "--resume", str(out), "--quiet")
+    history = pq.read_table(out / "history.parquet")
+    assert history.num_rows == 6 and set(history["status"].to_pylist()) == {"ok"}
+    assert len(list((out / "tune").glob("trial_*"))) == 6  # the policy did not start afresh
+    after = _finished_trials(out)
+    assert all(after[name] == stamp for name, stamp in before.items())  # no retraining
