@@ -36,6 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--checkpoint-every", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("/tmp/tune_overhead"))
     args = parser.parse_args()
     import ray
@@ -68,7 +69,8 @@ def main() -> None:
     )
     setup = time.perf_counter() - start
     settings = TuneSettings(num_trials=config.budget, max_concurrent_trials=slots,
-                            cpus_per_trial=res.cpus_per_trial)
+                            cpus_per_trial=res.cpus_per_trial,
+                            checkpoint_every=args.checkpoint_every)
     start = time.perf_counter()
     run = run_tune(_policy(config, space), evaluator, settings, args.out / "raynas", verbose=0)
     trials_wall = time.perf_counter() - start
@@ -83,7 +85,7 @@ def main() -> None:
 
     # ---- plain Tune: same trainable and architectures, default search algorithm
     tuner = tune.Tuner(
-        make_trainable(evaluator, res.cpus_per_trial),
+        make_trainable(evaluator, res.cpus_per_trial, checkpoint_every=args.checkpoint_every),
         param_space={"arch": tune.grid_search([r["arch"] for r in rows])},
         tune_config=tune.TuneConfig(max_concurrent_trials=slots),
         run_config=tune.RunConfig(name="plain", storage_path=str(args.out), verbose=0,
@@ -94,7 +96,8 @@ def main() -> None:
     plain_wall = time.perf_counter() - start
     plain_compute = sum(r.metrics["compute_seconds"] for r in results)
 
-    print(f"\n{args.trials} trials x {args.epochs} epochs, {slots} concurrent")
+    print(f"\n{args.trials} trials x {args.epochs} epochs, {slots} concurrent, checkpoint "
+          f"every {args.checkpoint_every} epoch(s)")
     print(f"raynas: set-up {setup:.1f} s, trials {trials_wall:.1f} s, export {export:.1f} s; "
           f"trials' compute {compute:.1f} s (training {training:.1f} s)")
     print(f"plain Tune: trials {plain_wall:.1f} s; trials' compute {plain_compute:.1f} s")

@@ -84,6 +84,9 @@ class ResourcesConfig:
     """Trials running at once."""
     max_failures: int = 2
     """Retries of a failed trial, from its last checkpoint."""
+    checkpoint_every: int = 1
+    """Epochs between a trial's checkpoints (and after its last): at most this many
+    epochs are lost when a trial crashes."""
     asha: bool = False
     """Stop bad trials early with ASHA on the validation accuracy."""
     grace_period: int = 1
@@ -212,6 +215,8 @@ def validate(config: SearchConfig) -> SearchConfig:
         raise ConfigError(
             "resources: need cpus_per_trial > 0, gpus_per_trial >= 0, max_concurrent_trials >= 1"
         )
+    if res.checkpoint_every < 1:
+        raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
     return config
 
 

@@ -112,6 +112,7 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         num_trials=config.budget, cpus_per_trial=res.cpus_per_trial,
         gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
+        checkpoint_every=res.checkpoint_every,
     )
     run = run_tune(_policy(config, space), evaluator, settings, out_dir, verbose=verbose)
     table = run.history.to_arrow()

@@ -48,6 +48,7 @@ class TuneSettings:
         asha: Stop bad trials early with ASHA on the search metric.
         grace_period: ASHA's minimum epochs before stopping a trial.
         max_failures: Retries of a failed trial, each from its last checkpoint.
+        checkpoint_every: Epochs between a trial's checkpoints (and after its last).
     """
 
     num_trials: int = 20
@@ -57,6 +58,7 @@ class TuneSettings:
     asha: bool = False
     grace_period: int = 1
     max_failures: int = 2
+    checkpoint_every: int = 1
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:
@@ -110,7 +112,9 @@ def run_tune(
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     experiment = out_dir / EXPERIMENT
-    trainable = make_trainable(evaluator, settings.cpus_per_trial, settings.gpus_per_trial)
+    trainable = make_trainable(
+        evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every
+    )
     objective = policy.objective
     if objective.metric != evaluator.search_metric:
         raise ValueError(

@@ -12,8 +12,11 @@ if TYPE_CHECKING:
 STATE_FILE = "state.pt"
 
 
-def train_architecture(config: dict[str, Any], evaluator: TrainingEvaluator) -> None:
-    """Train ``config["arch"]`` with ``evaluator``; report and checkpoint every epoch.
+def train_architecture(
+    config: dict[str, Any], evaluator: TrainingEvaluator, checkpoint_every: int = 1
+) -> None:
+    """Train ``config["arch"]`` with ``evaluator``; report every epoch and checkpoint
+    every ``checkpoint_every`` epochs and after the last one.
 
     Use through :func:`make_trainable`. A retried or restored trial resumes from
     its last checkpoint (``tune.get_checkpoint()``). CPU training uses as many
@@ -32,6 +35,10 @@ def train_architecture(config: dict[str, Any], evaluator: TrainingEvaluator) -> 
     evaluator.num_threads = max(1, int(cpus))
 
     def on_epoch(metrics: dict[str, float], get_state) -> None:
+        epoch = int(metrics["epoch"])
+        if epoch % checkpoint_every and epoch != evaluator.epochs:
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as folder:
             torch.save(get_state(), os.path.join(folder, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
@@ -39,17 +46,25 @@ def train_architecture(config: dict[str, Any], evaluator: TrainingEvaluator) -> 
     evaluator.fit(arch, on_epoch=on_epoch, state=state)
 
 
-def make_trainable(evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0):
+def make_trainable(
+    evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0, checkpoint_every: int = 1
+):
     """The Tune trainable for ``evaluator``: resources per trial, data in the object store.
 
     Args:
         evaluator: Trains architectures (its data goes to the object store once).
         cpus: CPUs per trial.
         gpus: GPUs per trial; fractions share a GPU (0.25: four trials per GPU).
+        checkpoint_every: Epochs between checkpoints (the last epoch always gets one);
+            a crashed trial loses at most this many epochs.
     """
     from ray import tune
 
     if cpus <= 0 or gpus < 0:
         raise ValueError(f"need cpus > 0 and gpus >= 0 per trial, got {cpus} and {gpus}")
-    trainable = tune.with_parameters(train_architecture, evaluator=evaluator)
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+    trainable = tune.with_parameters(
+        train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every
+    )
     return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
