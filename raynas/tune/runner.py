@@ -49,6 +49,7 @@ class TuneSettings:
         grace_period: ASHA's minimum epochs before stopping a trial.
         max_failures: Retries of a failed trial, each from its last checkpoint.
         checkpoint_every: Epochs between a trial's checkpoints (and after its last).
+        keep_checkpoints: Checkpoints kept per trial (``None``: all).
     """
 
     num_trials: int = 20
@@ -59,6 +60,7 @@ class TuneSettings:
     grace_period: int = 1
     max_failures: int = 2
     checkpoint_every: int = 1
+    keep_checkpoints: int | None = 2
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:
@@ -149,7 +151,7 @@ def run_tune(
                 name=EXPERIMENT, storage_path=str(out_dir), verbose=verbose,
                 callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
             ),
         )
     results = tuner.fit()
