@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raynas.benchmarks.table import BenchmarkTable
 from raynas.types import Arch, Result
+
+if TYPE_CHECKING:
+    from raynas.spaces.cost import LinearCostModel
 
 
 class TabularEvaluator:
@@ -24,6 +27,9 @@ class TabularEvaluator:
         report_metric: Metric reported for the incumbent (default ``test_acc``).
         cost_metric: Optional ``<split>_<metric>`` column holding simulated
             training seconds, used as each result's cost.
+        cost_model: Optional :class:`~raynas.spaces.cost.LinearCostModel`; each
+            result then also holds the network's ``params`` and ``flops``, so
+            multi-objective searches (accuracy vs size) run on the table.
 
     Example:
         >>> evaluator = TabularEvaluator(table, "cifar10")               # doctest: +SKIP
@@ -38,6 +44,7 @@ class TabularEvaluator:
         search_metric: str = "valid_acc",
         report_metric: str = "test_acc",
         cost_metric: str | None = None,
+        cost_model: LinearCostModel | None = None,
     ) -> None:
         self.table = table
         self.dataset = table.check_dataset(dataset)
@@ -51,6 +58,11 @@ class TabularEvaluator:
         self._keys = keys
         self._columns = [table.column(dataset, key) for key in keys]
         self._cost = table.column(dataset, cost_metric) if cost_metric else None
+        if cost_model is not None:
+            self._keys = [*keys, "params", "flops"]
+            self._columns = [
+                *self._columns, cost_model.params(table.archs), cost_model.flops(table.archs)
+            ]
 
     def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
         """Look ``archs`` up; an architecture missing from the table gives a failed result."""

@@ -10,6 +10,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,3 +104,59 @@ def network_cost(model: nn.Module, input_shape: tuple[int, ...], measure: bool =
         flops=count_flops(model, input_shape) / 1e6,
         latency_ms=measure_latency(model, input_shape) if measure else None,
     )
+
+
+class LinearCostModel:
+    """Params and FLOPs of every architecture of a cell space, from a few builds.
+
+    In the cell spaces (NB201, TransNAS micro, DARTS) each decision only picks the
+    op of its own edge, so a network's params and FLOPs are those of the all-first-op
+    network plus one independent term per decision. The model builds that network
+    and one network per (decision, choice) and then prices any architecture as
+    ``base + encode(arch) @ deltas``. It checks this additivity on ``check``
+    random architectures at construction and raises ``ValueError`` if it fails.
+
+    Example:
+        >>> from raynas.spaces import NB201Space
+        >>> model = LinearCostModel(NB201Space(), num_classes=10, input_size=32)
+        >>> round(float(model.params([(3, 3, 3, 3, 3, 3)])[0]), 4)
+        1.5315
+    """
+
+    def __init__(
+        self, space, num_classes: int = 10, input_size: int = 32, in_channels: int = 3,
+        check: int = 3, seed: int = 0,
+    ) -> None:
+        self.space = space
+        shape = dict(num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+        base_arch = (0,) * len(space.decisions)
+        base = space.cost(base_arch, **shape)
+        deltas = np.zeros((space.encoding_size, 2))
+        offset = 0
+        for i, k in enumerate(space.num_choices):
+            for choice in range(1, k):
+                arch = base_arch[:i] + (choice,) + base_arch[i + 1 :]
+                cost = space.cost(arch, **shape)
+                deltas[offset + choice] = (cost.params - base.params, cost.flops - base.flops)
+            offset += k
+        self._base = np.array([base.params, base.flops])
+        self._deltas = deltas
+        rng = np.random.default_rng(seed)
+        for _ in range(check):
+            arch = space.sample(rng)
+            real = space.cost(arch, **shape)
+            predicted = self._predict([arch])[0]
+            if not np.allclose(predicted, [real.params, real.flops], rtol=1e-9, atol=1e-9):
+                raise ValueError(f"{space.name}: costs are not additive over decisions")
+
+    def _predict(self, archs) -> np.ndarray:
+        encoded = np.stack([self.space.encode(a) for a in archs]).astype(np.float64)
+        return self._base + encoded @ self._deltas
+
+    def params(self, archs) -> np.ndarray:
+        """Parameters (M) of each architecture."""
+        return self._predict(archs)[:, 0]
+
+    def flops(self, archs) -> np.ndarray:
+        """FLOPs (M multiply-adds) of each architecture."""
+        return self._predict(archs)[:, 1]

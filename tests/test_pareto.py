@@ -1,0 +1,132 @@
+"""Pareto maths against hand-computed cases; the exact cost model; a table's true front."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from raynas.pareto import dominates, hypervolume, non_dominated, non_dominated_sort
+from raynas.spaces import DARTSSpace, NB201Space, TransNASMicroSpace
+from raynas.spaces.cost import LinearCostModel
+
+MAX_MIN = ["max", "min"]  # (accuracy, params)
+
+
+def test_dominance_respects_directions():
+    assert dominates([90, 1.0], [85, 1.0], MAX_MIN)
+    assert dominates([90, 0.5], [90, 1.0], MAX_MIN)
+    assert not dominates([90, 1.0], [90, 1.0], MAX_MIN)  # equal points do not dominate
+    assert not dominates([90, 2.0], [85, 1.0], MAX_MIN)  # a trade-off
+    assert dominates([1.0, 1.0], [2.0, 2.0], ["min", "min"])
+
+
+def test_non_dominated_mask_keeps_trade_offs_and_duplicates():
+    points = [[90, 1.5], [85, 0.5], [80, 1.0], [85, 0.5], [70, 0.5]]
+    assert non_dominated(points, MAX_MIN).tolist() == [True, True, False, True, False]
+
+
+def test_non_dominated_sort_peels_fronts():
+    points = [[1, 5], [2, 2], [5, 1], [3, 3], [4, 4], [6, 6]]  # minimise both
+    fronts = non_dominated_sort(points, ["min", "min"])
+    assert [sorted(f.tolist()) for f in fronts] == [[0, 1, 2], [3], [4], [5]]
+
+
+def test_hypervolume_2d_by_hand():
+    # max accuracy, min params; reference (0, 2): 85 x (1.5 - 0.5) + 90 x (2 - 1.5)
+    points = [[90.0, 1.5], [85.0, 0.5], [80.0, 1.0]]
+    assert hypervolume(points, MAX_MIN, [0.0, 2.0]) == pytest.approx(85 * 1.0 + 90 * 0.5)
+
+
+def test_hypervolume_ignores_points_beyond_the_reference():
+    assert hypervolume([[90.0, 3.0]], MAX_MIN, [0.0, 2.0]) == 0.0
+    assert hypervolume([], MAX_MIN, [0.0, 2.0]) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("points", "expected"),
+    [
+        ([[0.5, 0.5, 0.5]], 0.125),
+        # two boxes of 0.25 overlapping in a cube of 0.125
+        ([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]], 0.375),
+        ([[0.5, 0.5, 0.5], [0.6, 0.6, 0.6]], 0.125),  # the dominated point adds nothing
+    ],
+)
+def test_hypervolume_3d_by_hand(points, expected):
+    assert hypervolume(points, ["min"] * 3, [1, 1, 1]) == pytest.approx(expected)
+
+
+def test_hypervolume_4d_by_hand():
+    assert hypervolume([[0.5] * 4], ["min"] * 4, [1] * 4) == pytest.approx(0.0625)
+    # two points: 0.5^4 each, overlapping in a 4-D box of 0.25 x 0.5 x 0.5 x 0.5
+    points = [[0.5, 0.5, 0.5, 0.5], [0.75, 0.5, 0.5, 0.5]]
+    assert hypervolume(points, ["min"] * 4, [1] * 4) == pytest.approx(0.0625)
+
+
+def test_hypervolume_is_invariant_to_directions():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 1, (20, 3))
+    as_min = hypervolume(points, ["min"] * 3, [1, 1, 1])
+    flipped = points * np.array([-1, 1, -1])
+    assert hypervolume(flipped, ["max", "min", "max"], [-1, 1, -1]) == pytest.approx(as_min)
+
+
+def test_hypervolume_refuses_more_than_four_objectives():
+    with pytest.raises(ValueError, match="up to 4 objectives"):
+        hypervolume([[0.5] * 5], ["min"] * 5, [1] * 5)
+
+
+def test_bad_directions_and_shapes():
+    with pytest.raises(ValueError, match="directions"):
+        non_dominated([[1, 2]], ["max", "smallest"])
+    with pytest.raises(ValueError, match="2 objectives per point but 3 directions"):
+        non_dominated([[1, 2]], ["max", "min", "min"])
+
+
+# ---------------------------------------------------------------- cost model
+@pytest.mark.parametrize(
+    "space",
+    [NB201Space(), NB201Space(channels=8, cells_per_stage=2), DARTSSpace(channels=4, layers=3),
+     TransNASMicroSpace(macro="8-1234")],
+    ids=["nb201", "nb201-small", "darts", "transnas"],
+)
+def test_linear_cost_model_is_exact(space):
+    model = LinearCostModel(space, num_classes=10, input_size=32)
+    rng = np.random.default_rng(5)
+    archs = [space.sample(rng) for _ in range(6)]
+    direct = [space.cost(a, num_classes=10, input_size=32) for a in archs]
+    assert model.params(archs) == pytest.approx([c.params for c in direct], rel=1e-9)
+    assert model.flops(archs) == pytest.approx([c.flops for c in direct], rel=1e-9)
+
+
+# ---------------------------------------------------------------- table front
+def test_nb201_true_front(nb201_table):
+    from raynas.benchmarks.front import table_front
+
+    front = table_front(nb201_table, "cifar10")
+    assert front.reference == pytest.approx((0.0, 1.5315), abs=1e-4)  # the published maximum
+    model = LinearCostModel(nb201_table.space)
+    all_points = np.column_stack([nb201_table.column("cifar10", "test_acc"),
+                                  model.params(nb201_table.archs)])
+    for acc, params in front.points:  # brute force: nothing in the table dominates it
+        better = (all_points[:, 0] >= acc) & (all_points[:, 1] <= params)
+        strictly = (all_points[:, 0] > acc) | (all_points[:, 1] < params)
+        assert not np.any(better & strictly)
+    assert front.points[-1, 0] == pytest.approx(nb201_table.best("cifar10"))
+    # isomorphic cells share accuracy and size, so points repeat; the distinct ones
+    # trade accuracy for size strictly
+    distinct = np.unique(front.points, axis=0)
+    assert np.all(np.diff(distinct[:, 0]) > 0) and np.all(np.diff(distinct[:, 1]) > 0)
+    assert front.hypervolume == pytest.approx(
+        hypervolume(all_points, MAX_MIN, front.reference)
+    )
+
+
+def test_tabular_results_carry_the_cost_model(nb201_table):
+    from raynas.evaluators import TabularEvaluator
+
+    evaluator = TabularEvaluator(nb201_table, "cifar10",
+                                 cost_model=LinearCostModel(nb201_table.space))
+    (result,) = evaluator.evaluate([(3, 3, 3, 3, 3, 3)])
+    assert result.metrics["params"] == pytest.approx(1.5315, abs=1e-4)
+    assert result.metrics["flops"] == pytest.approx(220.1, abs=0.1)
+    assert "valid_acc" in result.metrics and "test_acc" in result.metrics
