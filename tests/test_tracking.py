@@ -1,0 +1,154 @@
+"""MLflow tracking against the SQLite default and a real ``mlflow server`` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from raynas.evaluators import TabularEvaluator
+from raynas.policies import make_policy
+from raynas.search import Budget, Callback, Search
+from raynas.tracking import MlflowTracker, default_uri, redact, replay_pending
+from raynas.tracking.mlflow import PENDING_FILE
+
+mlflow = pytest.importorskip("mlflow")
+
+BUDGET = 60
+
+
+def _search(nb201_table, out, tracker, extra=()):
+    evaluator = TabularEvaluator(nb201_table, "cifar10")
+    policy = make_policy("rea", nb201_table.space, seed=0)
+    return Search(nb201_table.space, policy, evaluator, Budget(max_queries=BUDGET),
+                  out_dir=out, callbacks=[tracker, *extra]).run()
+
+
+def _check_run(client, run_id):
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["policy"] == "rea" and run.data.params["policy.sample_size"] == "5"
+    assert '"dataset": "cifar10"' in run.data.params["evaluator"]
+    per_arch = client.get_metric_history(run_id, "arch/valid_acc")
+    assert sorted(m.step for m in per_arch) == list(range(1, BUDGET + 1))
+    best = sorted(client.get_metric_history(run_id, "best/valid_acc"), key=lambda m: m.step)
+    assert all(a.value <= b.value for a, b in zip(best, best[1:]))
+    assert {a.path for a in client.list_artifacts(run_id)} == {"history.parquet", "progress.png"}
+
+
+def test_sqlite_default_store(nb201_table, tmp_path):
+    tracker = MlflowTracker(tmp_path)
+    assert tracker.tracking_uri == f"sqlite:///{tmp_path.resolve()}/mlflow.db"
+    assert tracker.tracking_uri.startswith("sqlite:////")  # absolute: four slashes
+    _search(nb201_table, tmp_path, tracker)
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    _check_run(client, tracker.run_id)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    if commit.returncode == 0:
+        run = client.get_run(tracker.run_id)
+        assert run.data.tags["mlflow.source.git.commit"] == commit.stdout.strip()
+    assert not (tmp_path / PENDING_FILE).exists()
+
+
+def test_credentials_are_redacted():
+    assert redact("http://alice:s3cret@host:5000/x") == "http://***@host:5000/x"
+    assert redact("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"
+
+
+# ------------------------------------------------------------ a real server
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(folder: Path, port: int) -> subprocess.Popen:
+    mlflow_cli = Path(sys.executable).parent / "mlflow"
+    proc = subprocess.Popen(
+        [str(mlflow_cli), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder.resolve()}/server.db",
+         "--artifacts-destination", str(folder.resolve() / "artifacts"), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError("mlflow server exited at start-up")
+    proc.kill()
+    raise RuntimeError("mlflow server did not start in 120 s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def fast_failing_http(monkeypatch):
+    # a dead server must fail fast rather than through minutes of retries
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+def test_real_mlflow_server(nb201_table, tmp_path, fast_failing_http):
+    port = _free_port()
+    server = _start_server(tmp_path / "server", port)
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        tracker = MlflowTracker(tmp_path / "run", tracking_uri=uri, experiment="nas-test")
+        _search(nb201_table, tmp_path / "run", tracker)
+        client = mlflow.MlflowClient(uri)
+        experiment = client.get_experiment_by_name("nas-test")
+        (run,) = client.search_runs([experiment.experiment_id])
+        assert run.info.run_id == tracker.run_id
+        _check_run(client, tracker.run_id)
+    finally:
+        _stop(server)
+
+
+class _StopServerAt(Callback):
+    def __init__(self, server, step):
+        self.server, self.step = server, step
+
+    def on_step(self, search, rows):
+        if search.step == self.step:
+            _stop(self.server)
+
+
+def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failing_http, caplog):
+    port = _free_port()
+    folder = tmp_path / "server"
+    server = _start_server(folder, port)
+    uri = f"http://127.0.0.1:{port}"
+    out = tmp_path / "run"
+    tracker = MlflowTracker(out, tracking_uri=uri, flush_every=10)
+    with caplog.at_level(logging.WARNING, logger="raynas.tracking.mlflow"):
+        result = _search(nb201_table, out, tracker, extra=[_StopServerAt(server, 25)])
+    assert result.queries == BUDGET  # the search finished
+    warnings = [r for r in caplog.records if "MLflow tracking" in r.getMessage()]
+    assert len(warnings) == 1  # warned once
+    assert (out / PENDING_FILE).exists()
+
+    server = _start_server(folder, port)  # the server is back, same store
+    try:
+        assert replay_pending(out, uri) > 0
+        assert not (out / PENDING_FILE).exists()
+        _check_run(mlflow.MlflowClient(uri), tracker.run_id)
+    finally:
+        _stop(server)
