@@ -94,6 +94,19 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking."""
+
+    mlflow: bool = True
+    """Log the search to MLflow (a parent run; a child run per training trial)."""
+    uri: str | None = None
+    """Tracking URI; default ``sqlite:///<abs out dir>/mlflow.db``. Any MLflow URI
+    works, e.g. ``http://127.0.0.1:5000``."""
+    experiment: str = "raynas"
+    """MLflow experiment name."""
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """One search: what to search, with what, how long."""
 
@@ -105,6 +118,8 @@ class SearchConfig:
     """How architectures are scored."""
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     """Tune resources (training only)."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """Experiment tracking."""
     budget: int = 20
     """Architectures to evaluate (trials for training, queries for tabular)."""
     seed: int = 0

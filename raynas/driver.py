@@ -87,9 +87,14 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
     ev = config.evaluator
     table = BenchmarkTable.load(ev.path, _space(config))
     evaluator = TabularEvaluator(table, ev.dataset)
+    callbacks = []
+    if config.tracking.mlflow:
+        from raynas.tracking import MlflowTracker
+
+        callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment))
     search = Search(
         table.space, _policy(config, table.space), evaluator,
-        Budget(max_queries=config.budget), out_dir=out_dir, progress=True,
+        Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
     )
     result = search.run(resume=resume)
     _write_best(out_dir, result.incumbent, result.incumbent_metrics)
@@ -114,17 +119,37 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
         checkpoint_every=res.checkpoint_every,
     )
-    run = run_tune(_policy(config, space), evaluator, settings, out_dir, verbose=verbose)
+    policy = _policy(config, space)
+    tracker = _tune_tracker(config, out_dir, policy, evaluator)
+    run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
+                   callbacks=[tracker] if tracker else None)
     table = run.history.to_arrow()
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
-    if not ok:
-        _write_best(out_dir, None, {})
-        return SearchSummary(out_dir, None, {}, table.num_rows, None)
-    best = max(ok, key=lambda r: r["valid_acc"])
-    metrics = {k: v for k, v in best.items() if isinstance(v, float) and k != "elapsed"}
-    _write_best(out_dir, best["arch"], metrics)
-    model_file = export_best(run, evaluator, best["arch"], out_dir / "best" / "model.pt2")
-    return SearchSummary(out_dir, best["arch"], metrics, table.num_rows, model_file)
+    best, metrics, model_file = None, {}, None
+    if ok:
+        best = max(ok, key=lambda r: r["valid_acc"])["arch"]
+        row = next(r for r in ok if r["arch"] == best)
+        metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
+        model_file = export_best(run, evaluator, best, out_dir / "best" / "model.pt2")
+    _write_best(out_dir, best, metrics)
+    if tracker is not None:
+        best_dir = out_dir / "best"
+        tracker.finish([out_dir / "history.parquet", best_dir / "arch.txt",
+                        best_dir / "metrics.json", best_dir / "model.pt2"])
+    return SearchSummary(out_dir, best, metrics, table.num_rows, model_file)
+
+
+def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator):
+    """The MLflow callback of a training search, or ``None`` when tracking is off.
+
+    On resume, Tune restores the callback saved with its experiment (and its runs)."""
+    if not config.tracking.mlflow:
+        return None
+    from raynas.tracking.mlflow import MlflowLogger, MlflowTuneCallback, search_params, search_tags
+
+    logger_ = MlflowLogger(out_dir, config.tracking.uri, config.tracking.experiment)
+    params = search_params(evaluator.space, policy, evaluator, {"max_trials": config.budget})
+    return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric))
 
 
 def export_best(run, evaluator, arch: str, path: Path) -> Path | None:
@@ -149,6 +174,7 @@ def export_best(run, evaluator, arch: str, path: Path) -> Path | None:
     example = data.test_x[:2]
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, path)
     return path
 

@@ -224,3 +224,31 @@ def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
     assert len(list((out / "tune").glob("trial_*"))) == 6  # the policy did not start afresh
     after = _finished_trials(out)
     assert all(after[name] == stamp for name, stamp in before.items())  # no retraining
+
+
+def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
+    import mlflow
+
+    from raynas.tracking import default_uri
+
+    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING)
+    out = tmp_path / "run"
+    _raynas("search", config, "--out", str(out), "--quiet")
+    client = mlflow.MlflowClient(default_uri(out))
+    experiment = client.get_experiment_by_name("raynas")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.params["policy"] == "random"
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    history = pq.read_table(out / "history.parquet").to_pylist()
+    assert sorted(c.data.params["arch"] for c in children) == sorted(r["arch"] for r in history)
+    child = children[0]
+    epochs = client.get_metric_history(child.info.run_id, "valid_acc")
+    assert sorted(m.step for m in epochs) == [1, 2]  # per-epoch metrics
+    assert child.data.metrics["params"] > 0
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"history.parquet", "model.pt2", "arch.txt", "metrics.json"} <= artifacts
+    assert client.get_metric_history(parent.info.run_id, "evaluations")[-1].value == 3

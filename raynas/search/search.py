@@ -221,12 +221,15 @@ class Search:
             cb.on_step(self, rows)
         return bool(new)
 
+    def result_metrics_of_incumbent(self) -> dict[str, float]:
+        """All metrics of the incumbent so far (empty before the first success)."""
+        if self.incumbent is None:
+            return {}
+        return dict(self._cache[self.space.from_str(self.incumbent[0])][0].metrics)
+
     def result(self, stopped: str = "budget") -> SearchResult:
         """The search's result so far."""
-        metrics: dict[str, float] = {}
-        if self.incumbent is not None:
-            arch = self.space.from_str(self.incumbent[0])
-            metrics = dict(self._cache[arch][0].metrics)
+        metrics = self.result_metrics_of_incumbent()
         return SearchResult(
             history=self.history.to_arrow(),
             incumbent=self.incumbent[0] if self.incumbent else None,

@@ -1,5 +1,13 @@
 """Experiment tracking. MLflow lives in one module and is imported only when used."""
 
-from raynas.tracking.mlflow import MlflowTracker, default_uri, redact, replay_pending
+from raynas.tracking.mlflow import (
+    MlflowLogger,
+    MlflowTracker,
+    MlflowTuneCallback,
+    default_uri,
+    redact,
+    replay_pending,
+)
 
-__all__ = ["MlflowTracker", "default_uri", "redact", "replay_pending"]
+__all__ = ["MlflowLogger", "MlflowTracker", "MlflowTuneCallback", "default_uri", "redact",
+           "replay_pending"]

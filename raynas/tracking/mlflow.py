@@ -1,20 +1,22 @@
-"""MLflow tracking of a search, as a :class:`~raynas.search.Callback`.
+"""MLflow tracking of searches: in-process searches and real-training Tune searches.
 
-One parent run per search holds:
-
-* params: space, policy and its hyperparameters, evaluator, budget, seed, raynas version;
-* tags: the git commit of the working directory, when there is one;
-* metrics by step (= evaluations so far): the incumbent's search and report
-  metrics and the number of evaluations, plus each architecture's metrics
-  (``arch/<metric>``), all sent in batches (``log_batch``) rather than one
-  call per value;
-* artifacts at the end: ``history.parquet`` and ``progress.png``.
+* :class:`MlflowTracker` — a :class:`~raynas.search.Callback` for ``Search``: one
+  parent run with params (space, policy and its hyperparameters, evaluator,
+  budget, seed, raynas version), the git commit as a tag, metrics by step (the
+  incumbent's search/report metrics, evaluations so far, and each architecture's
+  metrics as ``arch/<metric>``, batched with ``log_batch``), and the
+  ``history.parquet`` and ``progress.png`` artifacts.
+* :class:`MlflowTuneCallback` — a ``ray.tune.Callback`` for real-training searches,
+  run in the driver: the same parent run, plus one nested child run per trial
+  (``mlflow.parentRunId``) with the arch string as a param and per-epoch metrics.
 
 The tracking URI defaults to ``sqlite:///<abs out_dir>/mlflow.db`` (artifacts in
-``<out_dir>/mlartifacts``); any URI works, e.g. ``http://127.0.0.1:5000``. If
-MLflow fails (a server down, a full disk), the search goes on: the tracker warns
-once and appends what it could not send to ``<out_dir>/mlflow-pending.jsonl``,
-which :func:`replay_pending` sends later. Credentials in URIs are never printed.
+``<out_dir>/mlartifacts``); any URI works, e.g. ``http://127.0.0.1:5000``. If MLflow
+fails (a server down, a full disk), the search goes on: the tracker warns once and
+appends what it could not send to ``<out_dir>/mlflow-pending.jsonl``;
+:func:`replay_pending` (``raynas report --sync``) sends it later. Credentials in
+URIs are never printed. Set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` to fail faster
+against a dead server (MLflow retries with back-off by default).
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import logging
 import re
 import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ray.tune import Callback as TuneCallback
 
 from raynas import __version__
 from raynas.errors import require
@@ -38,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 PENDING_FILE = "mlflow-pending.jsonl"
 DEFAULT_EXPERIMENT = "raynas"
+PARENT_TAG = "mlflow.parentRunId"
+OUT_DIR_TAG = "raynas.out_dir"
+_LOCAL = "local-"  # id prefix of runs not created in MLflow (yet)
 _BATCH = 900  # MLflow accepts up to 1000 metrics per log_batch
 
 
@@ -57,116 +65,174 @@ def _git_commit() -> str | None:
                              timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-class MlflowTracker(Callback):
-    """Log a search to MLflow.
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
-    Args:
-        out_dir: The search's results folder (default store and fallback file live here).
-        tracking_uri: MLflow tracking URI; default :func:`default_uri`.
-        experiment: Experiment name (created if missing).
-        run_name: Name of the parent run.
-        flush_every: Steps between metric batches.
 
-    Example:
-        >>> tracker = MlflowTracker("results/run1")                       # doctest: +SKIP
-        >>> Search(space, policy, evaluator, budget, callbacks=[tracker]).run()  # doctest: +SKIP
+class MlflowLogger:
+    """A tree of MLflow runs in one experiment, with a warn-once local fallback.
+
+    Every method returns normally whatever MLflow does; what could not be sent is
+    appended to ``<out_dir>/mlflow-pending.jsonl``.
     """
 
-    def __init__(
-        self,
-        out_dir: str | Path,
-        tracking_uri: str | None = None,
-        experiment: str = DEFAULT_EXPERIMENT,
-        run_name: str | None = None,
-        flush_every: int = 50,
-    ) -> None:
+    def __init__(self, out_dir: str | Path, tracking_uri: str | None = None,
+                 experiment: str = DEFAULT_EXPERIMENT) -> None:
         self.out_dir = Path(out_dir).resolve()
         self.tracking_uri = tracking_uri or default_uri(self.out_dir)
         self.experiment = experiment
-        self.run_name = run_name
-        self.flush_every = max(1, flush_every)
-        self.run_id: str | None = None
+        self.failed = False
         self._client = None
-        self._metrics: list[tuple[str, float, int, int]] = []
-        self._failed = False
+        self._experiment_id: str | None = None
 
-    # ------------------------------------------------------------ plumbing
-    def _call(self, what: str, fn, *args, record: dict[str, Any] | None = None, **kwargs):
-        """Run one MLflow call; on failure warn once and keep ``record`` for replay."""
-        if not self._failed:
+    def _pending(self, record: dict[str, Any]) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / PENDING_FILE, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def _try(self, record: dict[str, Any], fn, *args, **kwargs):
+        """Run ``fn`` unless tracking already failed or ``record`` is about a run that
+        exists only locally; otherwise (or if ``fn`` fails) keep ``record`` for replay."""
+        local_run = "start" not in record and str(record.get("run_id", "")).startswith(_LOCAL)
+        if not self.failed and not local_run:
             try:
                 return fn(*args, **kwargs)
-            except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop a search
-                self._failed = True
+            except Exception as exc:  # noqa: BLE001 - tracking must never stop a search
+                self.failed = True
                 logger.warning(
                     "MLflow tracking at %s failed (%s: %s); the search goes on and pending "
                     "records go to %s", redact(self.tracking_uri), type(exc).__name__,
                     redact(str(exc))[:200], self.out_dir / PENDING_FILE,
                 )
-        if record is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.out_dir / PENDING_FILE, "a") as f:
-                f.write(json.dumps({"run_id": self.run_id, "what": what, **record}) + "\n")
+        self._pending(record)
         return None
 
-    def _start(self, params: dict[str, str], tags: dict[str, str]) -> None:
+    def _connect(self) -> None:
         mlflow = require("mlflow", "dev")
         self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
         experiment = self._client.get_experiment_by_name(self.experiment)
-        if experiment is None:
-            location = None
-            if self.tracking_uri.startswith("sqlite:"):
-                location = (self.out_dir / "mlartifacts").as_uri()
-            experiment_id = self._client.create_experiment(self.experiment, location)
-        else:
-            experiment_id = experiment.experiment_id
-        run = self._client.create_run(experiment_id, tags=tags, run_name=self.run_name)
-        self.run_id = run.info.run_id
-        self._client.log_batch(self.run_id, params=[
-            mlflow.entities.Param(k, v[:6000]) for k, v in params.items()
-        ])
+        if experiment is not None:
+            self._experiment_id = experiment.experiment_id
+            return
+        location = None
+        if self.tracking_uri.startswith("sqlite:"):
+            location = (self.out_dir / "mlartifacts").as_uri()
+        self._experiment_id = self._client.create_experiment(self.experiment, location)
 
-    def _flush(self) -> None:
-        if not self._metrics:
-            return
-        metrics, self._metrics = self._metrics, []
+    @property
+    def client(self):
+        """The MLflow client, connected (and the experiment created) on first use."""
         if self._client is None:
-            self._call("metrics", lambda: None, record={"metrics": metrics})
-            return
+            self._connect()
+        return self._client
+
+    def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks: drop the connection
+        return {**self.__dict__, "_client": None}
+
+    def _create(self, params, tags, run_name):
+        from mlflow.entities import Param
+
+        run = self.client.create_run(self._experiment_id, tags=tags, run_name=run_name)
+        if params:
+            self.client.log_batch(run.info.run_id, params=[
+                Param(k, str(v)[:6000]) for k, v in params.items()
+            ])
+        return run.info.run_id
+
+    def start_run(self, params: dict[str, Any], tags: dict[str, str],
+                  run_name: str | None = None, parent: str | None = None) -> str:
+        """Create a run (nested under ``parent`` if given); return its id."""
+        tags = {**tags, **({PARENT_TAG: parent} if parent else {})}
+        local = f"{_LOCAL}{uuid.uuid4().hex}"
+        record = {"run_id": local, "start": {"params": params, "tags": tags, "name": run_name}}
+        if parent is not None and parent.startswith(_LOCAL):
+            self._pending(record)  # the parent is pending: so is its child
+            return local
+        run_id = self._try(record, self._create, params, tags, run_name)
+        return run_id or local
+
+    def log_metrics(self, run_id: str, metrics: list[tuple[str, float, int, int]]) -> None:
+        """``(key, value, timestamp_ms, step)`` tuples, sent in batches."""
         from mlflow.entities import Metric
 
         for i in range(0, len(metrics), _BATCH):
             chunk = metrics[i : i + _BATCH]
-            self._call(
-                "metrics", self._client.log_batch, self.run_id,
-                metrics=[Metric(k, v, ts, step) for k, v, ts, step in chunk],
-                record={"metrics": chunk},
-            )
+            self._try({"run_id": run_id, "metrics": chunk}, lambda c=chunk: self.client.log_batch(
+                run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in c]))
 
-    # --------------------------------------------------------------- hooks
+    def log_artifact(self, run_id: str, path: str | Path) -> None:
+        self._try({"run_id": run_id, "artifact": str(path)},
+                  lambda: self.client.log_artifact(run_id, str(path)))
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self._try({"run_id": run_id, "end": status},
+                  lambda: self.client.set_terminated(run_id, status))
+
+
+def search_params(space, policy, evaluator, budget: dict[str, Any]) -> dict[str, Any]:
+    """The parent run's params."""
+    return {
+        "space": json.dumps(space.describe()),
+        "policy": policy.name,
+        **{f"policy.{k}": v for k, v in policy.hyperparameters().items()},
+        "seed": policy.seed,
+        "evaluator": json.dumps(evaluator.describe()),
+        "budget": json.dumps(budget),
+        "raynas_version": __version__,
+    }
+
+
+def search_tags(search_metric: str) -> dict[str, str]:
+    tags = {"raynas.search_metric": search_metric}
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+class MlflowTracker(Callback):
+    """Log an in-process :class:`~raynas.search.Search` to MLflow (see the module doc).
+
+    Args:
+        out_dir: Results folder (default store and fallback file live here).
+        tracking_uri: MLflow tracking URI; default :func:`default_uri`.
+        experiment: Experiment name (created if missing).
+        run_name: Name of the parent run.
+        flush_every: Search steps between metric batches.
+
+    Example:
+        >>> tracker = MlflowTracker("results/run1")                              # doctest: +SKIP
+        >>> Search(space, policy, evaluator, budget, callbacks=[tracker]).run()  # doctest: +SKIP
+    """
+
+    def __init__(self, out_dir: str | Path, tracking_uri: str | None = None,
+                 experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
+                 flush_every: int = 50) -> None:
+        self.mlflow = MlflowLogger(out_dir, tracking_uri, experiment)
+        self.out_dir = self.mlflow.out_dir
+        self.tracking_uri = self.mlflow.tracking_uri
+        self.run_name = run_name
+        self.flush_every = max(1, flush_every)
+        self.run_id: str | None = None
+        self._metrics: list[tuple[str, float, int, int]] = []
+
+    def _flush(self) -> None:
+        if self._metrics:
+            self.mlflow.log_metrics(self.run_id, self._metrics)
+            self._metrics = []
+
     def on_search_start(self, search: Search) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        params = {
-            "space": json.dumps(search.space.describe()),
-            "policy": search.policy.name,
-            **{f"policy.{k}": str(v) for k, v in search.policy.hyperparameters().items()},
-            "seed": str(search.policy.seed),
-            "evaluator": json.dumps(search.evaluator.describe()),
-            "budget": json.dumps({k: v for k, v in vars(search.budget).items()}),
-            "raynas_version": __version__,
-        }
-        tags = {"raynas.search_metric": search.evaluator.search_metric}
-        commit = _git_commit()
-        if commit:
-            tags["mlflow.source.git.commit"] = commit
-        self._call("start", self._start, params, tags, record={"params": params, "tags": tags})
+        params = search_params(search.space, search.policy, search.evaluator,
+                               dict(vars(search.budget)))
+        self.run_id = self.mlflow.start_run(params, search_tags(search.evaluator.search_metric),
+                                            self.run_name)
 
     def on_step(self, search: Search, rows: list[dict[str, Any]]) -> None:
-        now = int(time.time() * 1000)
-        step = search.queries
+        now, step = _now_ms(), search.queries
         for row in rows:
             if row["cached"]:
                 continue
@@ -174,12 +240,10 @@ class MlflowTracker(Callback):
                 value = row.get(key)
                 if isinstance(value, (int, float)):
                     self._metrics.append((f"arch/{key}", float(value), now, row["query"]))
-        if search.incumbent is not None:
-            arch = search.space.from_str(search.incumbent[0])
-            best = search._cache[arch][0].metrics
-            for key in (search.evaluator.search_metric, search.evaluator.report_metric):
-                if key in best:
-                    self._metrics.append((f"best/{key}", float(best[key]), now, step))
+        best = search.result_metrics_of_incumbent()
+        for key in (search.evaluator.search_metric, search.evaluator.report_metric):
+            if key in best:
+                self._metrics.append((f"best/{key}", float(best[key]), now, step))
         self._metrics.append(("evaluations", float(step), now, step))
         if search.step % self.flush_every == 0:
             self._flush()
@@ -187,29 +251,122 @@ class MlflowTracker(Callback):
     def on_search_end(self, search: Search) -> None:
         self._flush()
         history = self.out_dir / "history.parquet"
-        if not history.exists() or search.out_dir != self.out_dir:
+        if search.out_dir != self.out_dir or not history.exists():
             search.history.save(history)
         plot = self.out_dir / "progress.png"
         write_progress_plot(search.history.to_arrow(), search.evaluator.search_metric,
                             search.evaluator.report_metric, plot)
         for path in (history, plot):
-            self._call("artifact", self._log_artifact, str(path),
-                       record={"artifact": str(path)})
-        self._call("end", self._end, record={"end": "FINISHED"})
+            self.mlflow.log_artifact(self.run_id, path)
+        self.mlflow.end_run(self.run_id)
 
-    def _log_artifact(self, path: str) -> None:
-        if self._client is None:
-            raise RuntimeError("no MLflow run")
-        self._client.log_artifact(self.run_id, path)
 
-    def _end(self) -> None:
-        if self._client is None:
-            raise RuntimeError("no MLflow run")
-        self._client.set_terminated(self.run_id, "FINISHED")
+class MlflowTuneCallback(TuneCallback):
+    """Log a real-training Tune search live from the driver: a parent run for the
+    search, a nested child run per trial with its arch and per-epoch metrics.
+
+    Args:
+        mlflow: The run logger.
+        params: The parent run's params (see :func:`search_params`).
+        tags: The parent run's tags.
+        run_name: Name of the parent run.
+    """
+
+    def __init__(self, mlflow: MlflowLogger, params: dict[str, Any], tags: dict[str, str],
+                 run_name: str | None = None) -> None:
+        self.mlflow = mlflow
+        self.params, self.tags, self.run_name = params, tags, run_name
+        self.parent: str | None = None
+        self.children: dict[str, str] = {}
+        self.best: float | None = None
+        self.finished = 0
+
+    def _ensure_parent(self) -> str:
+        """The search's parent run: the one tagged with this results folder, or a new one."""
+        if self.parent is None:
+            folder = str(self.mlflow.out_dir)
+            try:
+                experiment = self.mlflow.client.get_experiment_by_name(self.mlflow.experiment)
+                runs = self.mlflow.client.search_runs(
+                    [experiment.experiment_id],
+                    filter_string=f"tags.`{OUT_DIR_TAG}` = '{folder}'", max_results=1,
+                )
+            except Exception:  # noqa: BLE001 - start_run below records the failure
+                runs = []
+            if runs:
+                self.parent = runs[0].info.run_id
+            else:
+                tags = {**self.tags, OUT_DIR_TAG: folder}
+                self.parent = self.mlflow.start_run(self.params, tags, self.run_name)
+        return self.parent
+
+    def setup(self, **info) -> None:
+        self._ensure_parent()
+
+    def get_state(self) -> dict[str, Any]:
+        """Saved with Tune's experiment, so a restored search keeps its MLflow runs."""
+        return {"parent": self.parent, "children": self.children, "best": self.best,
+                "finished": self.finished}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.parent, self.children = state["parent"], dict(state["children"])
+        self.best, self.finished = state["best"], state["finished"]
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id not in self.children:
+            self.children[trial.trial_id] = self.mlflow.start_run(
+                {"arch": trial.config.get("arch", "")}, {"raynas.trial_id": trial.trial_id},
+                run_name=f"trial_{trial.trial_id}", parent=self._ensure_parent(),
+            )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        run_id = self.children.get(trial.trial_id)
+        if run_id is None:
+            self.on_trial_start(iteration, trials, trial)
+            run_id = self.children[trial.trial_id]
+        now, step = _now_ms(), int(result.get("training_iteration", 0))
+        metrics = [(k, float(v), now, step) for k, v in result.items()
+                   if k in _TRIAL_METRICS and isinstance(v, (int, float))]
+        self.mlflow.log_metrics(run_id, metrics)
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._close(trial, "FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._close(trial, "FAILED")
+
+    def _close(self, trial, status: str) -> None:
+        run_id = self.children.get(trial.trial_id)
+        if run_id is None:
+            return
+        self.mlflow.end_run(run_id, status)
+        self.finished += 1
+        valid = (trial.last_result or {}).get("valid_acc")
+        if valid is not None and (self.best is None or valid > self.best):
+            self.best = float(valid)
+        metrics = [("evaluations", float(self.finished), _now_ms(), self.finished)]
+        if self.best is not None:
+            metrics.append(("best/valid_acc", self.best, _now_ms(), self.finished))
+        self.mlflow.log_metrics(self._ensure_parent(), metrics)
+
+    def finish(self, artifacts: list[Path]) -> None:
+        """Attach the search's artifacts to the parent run and close it (called by the
+        driver, which may hold a fresh instance after a resume: the run is found by tag)."""
+        parent = self._ensure_parent()
+        for path in artifacts:
+            if Path(path).exists():
+                self.mlflow.log_artifact(parent, path)
+        self.mlflow.end_run(parent)
+
+
+_TRIAL_METRICS = frozenset({
+    "epoch", "train_loss", "valid_acc", "test_acc", "train_seconds", "compute_seconds",
+    "params", "flops", "latency_ms",
+})
 
 
 def write_progress_plot(history, search_metric: str, report_metric: str, path: Path) -> None:
-    """Incumbent's search and report metrics vs evaluations."""
+    """The incumbent's search and report metrics vs evaluations."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -233,45 +390,35 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
 def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
     """Send the records of ``<out_dir>/mlflow-pending.jsonl`` to MLflow; return how many.
 
-    Metrics go to the run they belonged to, or to a new run of the ``raynas``
-    experiment when the run was never created. The file is removed once all
-    records are sent.
+    Records of runs that exist go to them; runs that were never created are created
+    now (children under their replayed parent). The file is removed once all
+    records are sent; on a new failure it is kept whole, to be replayed again.
     """
-    mlflow = require("mlflow", "dev")
-    from mlflow.entities import Metric, Param
-
     out_dir = Path(out_dir).resolve()
     path = out_dir / PENDING_FILE
     if not path.exists():
         return 0
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri or default_uri(out_dir))
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    run_ids: dict[str | None, str] = {}
-
-    def run_for(original: str | None) -> str:
-        if original not in run_ids:
-            if original is not None:
-                run_ids[original] = original
-            else:
-                experiment = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
-                experiment_id = (experiment.experiment_id if experiment else
-                                 client.create_experiment(DEFAULT_EXPERIMENT))
-                run_ids[original] = client.create_run(experiment_id).info.run_id
-        return run_ids[original]
-
+    sink = MlflowLogger(out_dir / ".replay", tracking_uri or default_uri(out_dir),
+                        DEFAULT_EXPERIMENT)
+    sink.out_dir = out_dir  # a failure here must not write a second pending file
+    mapping: dict[str, str] = {}
     for record in records:
-        run_id = run_for(record["run_id"])
-        if "params" in record:
-            client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()],
-                             tags=[mlflow.entities.RunTag(k, v) for k, v in record["tags"].items()])
+        run_id = mapping.get(record["run_id"], record["run_id"])
+        if "start" in record:
+            start = record["start"]
+            tags = dict(start["tags"])
+            if PARENT_TAG in tags:
+                tags[PARENT_TAG] = mapping.get(tags[PARENT_TAG], tags[PARENT_TAG])
+            mapping[record["run_id"]] = sink._create(start["params"], tags, start["name"])
         elif "metrics" in record:
-            chunk = record["metrics"]
-            for i in range(0, len(chunk), _BATCH):
-                client.log_batch(run_id, metrics=[Metric(k, v, ts, s)
-                                                  for k, v, ts, s in chunk[i : i + _BATCH]])
+            from mlflow.entities import Metric
+
+            sink.client.log_batch(run_id, metrics=[Metric(k, v, ts, s)
+                                                   for k, v, ts, s in record["metrics"]])
         elif "artifact" in record:
-            client.log_artifact(run_id, record["artifact"])
+            sink.client.log_artifact(run_id, record["artifact"])
         elif "end" in record:
-            client.set_terminated(run_id, record["end"])
+            sink.client.set_terminated(run_id, record["end"])
     path.unlink()
     return len(records)
