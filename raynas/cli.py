@@ -2,6 +2,8 @@
 
 * ``raynas bench`` — compare policies on a benchmark table (many seeds, on Ray).
 * ``raynas search [CONFIG.yaml]`` — one resumable search (default: real NAS on digits).
+* ``raynas report DIR [--sync]`` — rebuild a search's summary and plots; send pending
+  MLflow records.
 
 User mistakes print one ``raynas: error: ...`` line and exit with status 2.
 """
@@ -87,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", type=Path, default=None, metavar="DIR",
                         help="continue the search in DIR with its saved config")
     search.add_argument("--quiet", action="store_true", help="no live progress table")
+
+    report = sub.add_parser("report", help="rebuild a search folder's summary.md and plots")
+    report.add_argument("folder", type=Path, help="a raynas search results folder")
+    report.add_argument("--sync", action="store_true",
+                        help="send MLflow records that could not be sent during the search")
+    report.add_argument("--uri", default=None,
+                        help="tracking URI for --sync (default: the folder's SQLite store)")
     return parser
 
 
@@ -130,6 +139,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from raynas.report import write_report
+
+    for path in write_report(args.folder):
+        print(f"wrote {path}")
+    if args.sync:
+        from raynas.tracking import redact, replay_pending
+
+        sent = replay_pending(args.folder, args.uri)
+        where = redact(args.uri) if args.uri else "the folder's SQLite store"
+        print(f"sent {sent} pending MLflow record(s) to {where}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -137,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    commands = {"bench": cmd_bench, "search": cmd_search}
+    commands = {"bench": cmd_bench, "search": cmd_search, "report": cmd_report}
     try:
         return commands[args.command](args)
     except (RaynasError, ValueError, TypeError, FileNotFoundError) as exc:

@@ -107,6 +107,13 @@ def test_tabular_search_resumes_with_the_saved_config(table_path, tmp_path):
     assert again.stdout.splitlines()[:2] == first.stdout.splitlines()[:2]
     refused = _raynas("search", config, "--out", str(out), check=False)
     assert refused.returncode == 2 and "already holds a search" in refused.stderr
+    (out / "summary.md").unlink(missing_ok=True)
+    report = _raynas("report", str(out))
+    summary = (out / "summary.md").read_text()
+    assert "wrote" in report.stdout and "policy `ls" in summary and "evaluations: 40" in summary
+    assert (out / "progress.png").stat().st_size > 5_000
+    missing = _raynas("report", str(tmp_path), check=False)
+    assert missing.returncode == 2 and "no history.parquet" in missing.stderr
 
 
 TINY_TRAINING = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -147,8 +148,14 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
 
     server = _start_server(folder, port)  # the server is back, same store
     try:
-        assert replay_pending(out, uri) > 0
+        raynas = Path(sys.executable).parent / "raynas"
+        env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        proc = subprocess.run([str(raynas), "report", str(out), "--sync", "--uri", uri],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "pending MLflow record(s)" in proc.stdout
         assert not (out / PENDING_FILE).exists()
+        assert replay_pending(out, uri) == 0  # nothing left
         _check_run(mlflow.MlflowClient(uri), tracker.run_id)
     finally:
         _stop(server)

@@ -1,0 +1,57 @@
+"""``raynas report DIR``: rebuild a search's summary and plots from its results folder.
+
+Needs only ``history.parquet`` (and ``config.yaml`` when present); MLflow is not
+involved unless ``--sync`` replays tracking records that could not be sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from raynas.errors import RaynasError
+from raynas.search.history import incumbent_curve
+
+
+def write_report(out_dir: str | Path) -> list[Path]:
+    """Write ``summary.md`` and ``progress.png`` into ``out_dir``; return their paths."""
+    from raynas.tracking.mlflow import write_progress_plot
+
+    out_dir = Path(out_dir).resolve()
+    history_path = out_dir / "history.parquet"
+    if not history_path.is_file():
+        raise RaynasError(f"no history.parquet in {out_dir}: is it a raynas search folder?")
+    history = pq.read_table(history_path)
+    search_metric, report_metric = "valid_acc", "test_acc"
+    if (out_dir / "config.yaml").is_file():
+        from raynas import config as cfg
+
+        config = cfg.load(out_dir / "config.yaml")
+        policy = f"{config.policy.name} {config.policy.options or ''}".strip()
+        setup = f"space `{config.space.name}`, policy `{policy}`, {config.evaluator.kind} " \
+                f"evaluator on `{config.evaluator.dataset}`, seed {config.seed}"
+    else:
+        setup = "configuration unknown (no config.yaml)"
+    rows = history.to_pylist()
+    fresh = [r for r in rows if not r["cached"]]
+    ok = [r for r in fresh if r["status"] == "ok" and r.get(search_metric) is not None]
+    lines = ["# raynas search report", "", f"- folder: `{out_dir}`", f"- setup: {setup}",
+             f"- protocol: search on `{search_metric}`, report `{report_metric}`",
+             f"- evaluations: {len(fresh)} ({len(fresh) - len(ok)} failed), "
+             f"cached repeats: {len(rows) - len(fresh)}", ""]
+    if ok:
+        best = max(ok, key=lambda r: r[search_metric])
+        _, report = incumbent_curve(history, search_metric, report_metric)
+        lines += ["## Best architecture (by validation)", "", f"`{best['arch']}`", "",
+                  "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in best.items()
+                  if isinstance(v, float) and k not in ("cost", "elapsed")]
+        lines += ["", f"Incumbent {report_metric} after each quarter of the evaluations: "
+                  + ", ".join(f"{report[max(0, len(report) * q // 4 - 1)]:.2f}"
+                              for q in (1, 2, 3, 4))]
+    summary = out_dir / "summary.md"
+    summary.write_text("\n".join(lines) + "\n")
+    plot = out_dir / "progress.png"
+    write_progress_plot(history, search_metric, report_metric, plot)
+    return [summary, plot]
