@@ -44,7 +44,7 @@ def main() -> None:
 
     from raynas import config as cfg
     from raynas.data import load_dataset
-    from raynas.driver import _policy, _space, export_best
+    from raynas.driver import build_policy, build_space, export_best
     from raynas.evaluators import TrainingEvaluator
     from raynas.tune import TuneSettings, run_tune
     from raynas.tune.trainable import make_trainable
@@ -61,7 +61,7 @@ def main() -> None:
 
     # ---- raynas: set-up, trials, export (what `raynas search` does)
     start = time.perf_counter()
-    space = _space(config)
+    space = build_space(config)
     evaluator = TrainingEvaluator(
         space, load_dataset(ev.dataset, input_size=ev.input_size, seed=config.seed),
         epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size, weight_decay=ev.weight_decay,
@@ -72,7 +72,7 @@ def main() -> None:
                             cpus_per_trial=res.cpus_per_trial,
                             checkpoint_every=args.checkpoint_every)
     start = time.perf_counter()
-    run = run_tune(_policy(config, space), evaluator, settings, args.out / "raynas", verbose=0)
+    run = run_tune(build_policy(config, space), evaluator, settings, args.out / "raynas", verbose=0)
     trials_wall = time.perf_counter() - start
     rows = run.history.to_arrow().to_pylist()
     best = max(rows, key=lambda r: r["valid_acc"])["arch"]

@@ -36,7 +36,8 @@ class SearchSummary:
     model_file: Path | None
 
 
-def _space(config: cfg.SearchConfig):
+def build_space(config: cfg.SearchConfig):
+    """The search space a config names, with its options."""
     from raynas.spaces import SPACES
 
     return SPACES[config.space.name](**config.space.options)
@@ -66,7 +67,8 @@ def run_search(
     return _run_training(config, out_dir, verbose)
 
 
-def _policy(config: cfg.SearchConfig, space):
+def build_policy(config: cfg.SearchConfig, space):
+    """The policy a config names, seeded by the config's seed."""
     from raynas.policies import make_policy
 
     return make_policy(config.policy.name, space, seed=config.seed, **config.policy.options)
@@ -85,7 +87,7 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
     from raynas.search import Budget, Search
 
     ev = config.evaluator
-    table = BenchmarkTable.load(ev.path, _space(config))
+    table = BenchmarkTable.load(ev.path, build_space(config))
     evaluator = TabularEvaluator(table, ev.dataset)
     callbacks = []
     if config.tracking.mlflow:
@@ -93,7 +95,7 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
 
         callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment))
     search = Search(
-        table.space, _policy(config, table.space), evaluator,
+        table.space, build_policy(config, table.space), evaluator,
         Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
     )
     result = search.run(resume=resume)
@@ -107,7 +109,7 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
     from raynas.tune import TuneSettings, run_tune
 
     ev, res = config.evaluator, config.resources
-    space = _space(config)
+    space = build_space(config)
     data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
     evaluator = TrainingEvaluator(
         space, data, epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size,
@@ -119,7 +121,7 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
         checkpoint_every=res.checkpoint_every,
     )
-    policy = _policy(config, space)
+    policy = build_policy(config, space)
     tracker = _tune_tracker(config, out_dir, policy, evaluator)
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
                    callbacks=[tracker] if tracker else None)

@@ -197,12 +197,16 @@ budget: 6
 """
 
 
-def _finished_trials(out) -> dict:
+def _finished_trials(out) -> dict[str, list[float]]:
+    """Trials that reported their last epoch, with the epochs they reported, in order."""
+    import json
+
     done = {}
     for result in (out / "tune").glob("trial_*/result.json"):
-        lines = result.read_text().splitlines()
-        if lines and '"epoch": 3.0' in lines[-1]:
-            done[result.parent.name] = result.stat().st_mtime_ns
+        rows = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        epochs = [r["epoch"] for r in rows if "epoch" in r]
+        if 3.0 in epochs:
+            done[result.parent.name] = epochs
     return done
 
 
@@ -230,7 +234,12 @@ def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
     assert history.num_rows == 6 and set(history["status"].to_pylist()) == {"ok"}
     assert len(list((out / "tune").glob("trial_*"))) == 6  # the policy did not start afresh
     after = _finished_trials(out)
-    assert all(after[name] == stamp for name, stamp in before.items())  # no retraining
+    # No trial restarts from scratch. A trial that reported its last epoch just before the
+    # interrupt, while Tune had not yet committed that epoch's checkpoint, legitimately
+    # redoes that last epoch from the previous checkpoint, and nothing more.
+    for name, epochs in before.items():
+        assert after[name][: len(epochs)] == epochs
+        assert set(after[name][len(epochs):]) <= {3.0}, (name, after[name])
 
 
 def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
