@@ -39,7 +39,8 @@ def _check_run(client, run_id):
     per_arch = client.get_metric_history(run_id, "arch/valid_acc")
     assert sorted(m.step for m in per_arch) == list(range(1, BUDGET + 1))
     best = sorted(client.get_metric_history(run_id, "best/valid_acc"), key=lambda m: m.step)
-    assert all(a.value <= b.value for a, b in zip(best, best[1:]))
+    assert all(a.value < b.value for a, b in zip(best, best[1:]))  # logged on improvement
+    assert client.get_metric_history(run_id, "evaluations")[-1].value == BUDGET
     assert {a.path for a in client.list_artifacts(run_id)} == {"history.parquet", "progress.png"}
 
 
@@ -138,7 +139,7 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
     server = _start_server(folder, port)
     uri = f"http://127.0.0.1:{port}"
     out = tmp_path / "run"
-    tracker = MlflowTracker(out, tracking_uri=uri, flush_every=10)
+    tracker = MlflowTracker(out, tracking_uri=uri, flush_seconds=0)  # send every step
     with caplog.at_level(logging.WARNING, logger="raynas.tracking.mlflow"):
         result = _search(nb201_table, out, tracker, extra=[_StopServerAt(server, 25)])
     assert result.queries == BUDGET  # the search finished

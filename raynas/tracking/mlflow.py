@@ -196,12 +196,21 @@ def search_tags(search_metric: str) -> dict[str, str]:
 class MlflowTracker(Callback):
     """Log an in-process :class:`~raynas.search.Search` to MLflow (see the module doc).
 
+    Every metric of every architecture goes to the ``history.parquet`` artifact; as
+    MLflow metric series (``arch/<metric>``, step = query) go only ``arch_metrics``,
+    by default the search metric, since each value costs a database row. Progress
+    metrics (``best/<metric>`` when the incumbent changes, ``evaluations`` once per
+    batch) go in the same batches: one ``log_batch`` when ``flush_size`` values are
+    pending or ``flush_seconds`` have passed (each call costs a database transaction).
+
     Args:
         out_dir: Results folder (default store and fallback file live here).
         tracking_uri: MLflow tracking URI; default :func:`default_uri`.
         experiment: Experiment name (created if missing).
         run_name: Name of the parent run.
-        flush_every: Search steps between metric batches.
+        flush_seconds: Longest wait before pending metrics are sent.
+        flush_size: Pending metric values that trigger a send.
+        arch_metrics: Metrics logged per architecture; ``None``: the search metric.
 
     Example:
         >>> tracker = MlflowTracker("results/run1")                              # doctest: +SKIP
@@ -210,19 +219,25 @@ class MlflowTracker(Callback):
 
     def __init__(self, out_dir: str | Path, tracking_uri: str | None = None,
                  experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
-                 flush_every: int = 50) -> None:
+                 flush_seconds: float = 5.0, flush_size: int = 500,
+                 arch_metrics: tuple[str, ...] | None = None) -> None:
         self.mlflow = MlflowLogger(out_dir, tracking_uri, experiment)
         self.out_dir = self.mlflow.out_dir
         self.tracking_uri = self.mlflow.tracking_uri
         self.run_name = run_name
-        self.flush_every = max(1, flush_every)
+        self.flush_seconds, self.flush_size = flush_seconds, flush_size
+        self.arch_metrics = arch_metrics
+        self._last_flush = time.monotonic()
         self.run_id: str | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
+        self._incumbent: str | None = None
 
-    def _flush(self) -> None:
-        if self._metrics:
-            self.mlflow.log_metrics(self.run_id, self._metrics)
-            self._metrics = []
+    def _flush(self, search: Search) -> None:
+        now = _now_ms()
+        self._metrics.append(("evaluations", float(search.queries), now, search.queries))
+        self.mlflow.log_metrics(self.run_id, self._metrics)
+        self._metrics = []
+        self._last_flush = time.monotonic()
 
     def on_search_start(self, search: Search) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,23 +248,23 @@ class MlflowTracker(Callback):
 
     def on_step(self, search: Search, rows: list[dict[str, Any]]) -> None:
         now, step = _now_ms(), search.queries
+        keys = self.arch_metrics or (search.evaluator.search_metric,)
         for row in rows:
-            if row["cached"]:
-                continue
-            for key in search.history.metric_names:
-                value = row.get(key)
-                if isinstance(value, (int, float)):
-                    self._metrics.append((f"arch/{key}", float(value), now, row["query"]))
-        best = search.result_metrics_of_incumbent()
-        for key in (search.evaluator.search_metric, search.evaluator.report_metric):
-            if key in best:
-                self._metrics.append((f"best/{key}", float(best[key]), now, step))
-        self._metrics.append(("evaluations", float(step), now, step))
-        if search.step % self.flush_every == 0:
-            self._flush()
+            if not row["cached"]:
+                self._metrics += [(f"arch/{k}", float(row[k]), now, row["query"])
+                                  for k in keys if isinstance(row.get(k), (int, float))]
+        if search.incumbent is not None and search.incumbent[0] != self._incumbent:
+            self._incumbent = search.incumbent[0]
+            best = search.result_metrics_of_incumbent()
+            self._metrics += [(f"best/{k}", float(best[k]), now, step)
+                              for k in (search.evaluator.search_metric,
+                                        search.evaluator.report_metric) if k in best]
+        if (len(self._metrics) >= self.flush_size
+                or time.monotonic() - self._last_flush >= self.flush_seconds):
+            self._flush(search)
 
     def on_search_end(self, search: Search) -> None:
-        self._flush()
+        self._flush(search)
         history = self.out_dir / "history.parquet"
         if search.out_dir != self.out_dir or not history.exists():
             search.history.save(history)

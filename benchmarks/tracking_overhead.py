@@ -1,0 +1,116 @@
+"""MLflow tracking overhead per evaluated architecture, against the same search untracked.
+
+* Tabular mode: a regularized-evolution search of QUERIES lookups on the NB201
+  table, with and without :class:`~raynas.tracking.MlflowTracker` (SQLite default
+  store), repeated REPEATS times; the overhead is the difference in wall time per
+  architecture. Target: <= 1 ms per architecture, amortised.
+* Training mode: the tracked run's MLflow callback time per trial is measured
+  directly: the wall time spent in its hooks, per trial (a child run, per-epoch
+  metrics, closing).
+
+Usage:
+    python benchmarks/tracking_overhead.py --table ../shared/benchmarks/nb201_12epoch.parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def tabular(table_path: Path, queries: int, repeats: int) -> None:
+    from raynas.benchmarks import BenchmarkTable
+    from raynas.evaluators import TabularEvaluator
+    from raynas.policies import make_policy
+    from raynas.search import Budget, Search
+    from raynas.tracking import MlflowTracker
+
+    table = BenchmarkTable.load(table_path)
+    evaluator = TabularEvaluator(table, "cifar10")
+
+    nonlocal_queries = [queries]
+
+    def run(tracked: bool) -> float:
+        folder = Path(tempfile.mkdtemp())
+        try:
+            callbacks = [MlflowTracker(folder)] if tracked else []
+            policy = make_policy("rea", table.space, seed=0)
+            start = time.perf_counter()
+            Search(table.space, policy, evaluator, Budget(max_queries=nonlocal_queries[0]),
+                   callbacks=callbacks).run()
+            return time.perf_counter() - start
+        finally:
+            shutil.rmtree(folder)
+
+    run_sized = {}
+    run(True)  # warm-up: imports
+    for n in (queries, 3 * queries):
+        nonlocal_queries[0] = n
+        plain = statistics.median(run(False) for _ in range(repeats))
+        tracked = statistics.median(run(True) for _ in range(repeats))
+        run_sized[n] = tracked - plain
+        print(f"tabular, {n} architectures, median of {repeats}: untracked {plain:.2f} s, "
+              f"tracked {tracked:.2f} s, overhead {(tracked - plain) / n * 1e3:.3f} ms per "
+              "architecture (fixed costs included)")
+    small, large = queries, 3 * queries
+    marginal = (run_sized[large] - run_sized[small]) / (large - small)
+    fixed = run_sized[small] - marginal * small
+    print(f"  marginal tracking cost: {marginal * 1e3:.3f} ms per architecture (target <= 1 ms); "
+          f"fixed cost per search (a new SQLite store, its run, artifacts): {fixed:.2f} s")
+
+
+def training(trials: int) -> None:
+    import logging
+
+    import ray
+
+    from raynas import config as cfg
+    from raynas.driver import run_search
+    from raynas.tracking import mlflow as tracking
+
+    spent = {"s": 0.0}
+    for name in ("setup", "on_trial_start", "on_trial_result", "on_trial_complete", "finish"):
+        original = getattr(tracking.MlflowTuneCallback, name)
+
+        def timed(self, *args, _original=original, **kwargs):
+            start = time.perf_counter()
+            try:
+                return _original(self, *args, **kwargs)
+            finally:
+                spent["s"] += time.perf_counter() - start
+
+        setattr(tracking.MlflowTuneCallback, name, timed)
+    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    folder = Path(tempfile.mkdtemp())
+    try:
+        config = cfg.from_dict({"budget": trials, "evaluator": {"epochs": 2}})
+        start = time.perf_counter()
+        run_search(config, folder / "run", verbose=0)
+        wall = time.perf_counter() - start
+    finally:
+        shutil.rmtree(folder)
+    print(f"training, {trials} trials x 2 epochs: search wall {wall:.1f} s; time in the MLflow "
+          f"callback {spent['s']:.2f} s = {spent['s'] / trials * 1e3:.0f} ms per trial "
+          f"({100 * spent['s'] / wall:.1f} % of the driver's wall time)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=8)
+    args = parser.parse_args()
+    if args.table is None:
+        parser.error("pass --table or set RAYNAS_NB201_TABLE")
+    tabular(args.table, args.queries, args.repeats)
+    training(args.trials)
+
+
+if __name__ == "__main__":
+    main()
