@@ -221,7 +221,7 @@ class Search:
             cb.on_step(self, rows)
         return bool(new)
 
-    def result_metrics_of_incumbent(self) -> dict[str, float]:
+    def incumbent_metrics(self) -> dict[str, float]:
         """All metrics of the incumbent so far (empty before the first success)."""
         if self.incumbent is None:
             return {}
@@ -229,7 +229,7 @@ class Search:
 
     def result(self, stopped: str = "budget") -> SearchResult:
         """The search's result so far."""
-        metrics = self.result_metrics_of_incumbent()
+        metrics = self.incumbent_metrics()
         return SearchResult(
             history=self.history.to_arrow(),
             incumbent=self.incumbent[0] if self.incumbent else None,

@@ -255,7 +255,7 @@ class MlflowTracker(Callback):
                                   for k in keys if isinstance(row.get(k), (int, float))]
         if search.incumbent is not None and search.incumbent[0] != self._incumbent:
             self._incumbent = search.incumbent[0]
-            best = search.result_metrics_of_incumbent()
+            best = search.incumbent_metrics()
             self._metrics += [(f"best/{k}", float(best[k]), now, step)
                               for k in (search.evaluator.search_metric,
                                         search.evaluator.report_metric) if k in best]
