@@ -130,3 +130,43 @@ def test_tabular_results_carry_the_cost_model(nb201_table):
     assert result.metrics["params"] == pytest.approx(1.5315, abs=1e-4)
     assert result.metrics["flops"] == pytest.approx(220.1, abs=0.1)
     assert "valid_acc" in result.metrics and "test_acc" in result.metrics
+
+
+def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tmp_path):
+    import pyarrow.parquet as pq
+
+    from raynas.benchmarks.front import table_front
+    from raynas.evaluators import TabularEvaluator
+    from raynas.front_report import FrontSpec, front_hypervolume, front_table
+    from raynas.policies import make_policy
+    from raynas.search import Budget, Search
+    from raynas.tracking import MlflowTracker
+
+    truth = table_front(nb201_table, "cifar10")
+    spec = FrontSpec((("valid_acc", "max"), ("params", "min")), ("test_acc", "params"),
+                     truth.reference)
+    evaluator = TabularEvaluator(nb201_table, "cifar10",
+                                 cost_model=LinearCostModel(nb201_table.space))
+    policy = make_policy("random", nb201_table.space, seed=0)
+    tracker = MlflowTracker(tmp_path, front=spec, true_front=truth.points)
+    result = Search(nb201_table.space, policy, evaluator, Budget(max_queries=150),
+                    out_dir=tmp_path, callbacks=[tracker]).run()
+    front = front_table(result.history, spec)
+    chosen = np.column_stack([front["valid_acc"].to_numpy(), front["params"].to_numpy()])
+    evaluated = np.column_stack([result.history["valid_acc"].to_numpy(),
+                                 result.history["params"].to_numpy()])
+    for point in chosen:  # nothing evaluated dominates a front member on validation
+        assert not any(dominates(other, point, MAX_MIN) for other in evaluated)
+    volume = front_hypervolume(result.history, spec)
+    assert 0 < volume <= truth.hypervolume  # scored on test, never above the true front
+    assert pq.read_table(tmp_path / "pareto.parquet").num_rows == front.num_rows
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000
+    import mlflow
+
+    from raynas.tracking import default_uri
+
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    assert client.get_metric_history(tracker.run_id, "hypervolume")[-1].value == pytest.approx(
+        volume)
+    assert {"pareto.parquet", "pareto.png"} <= {a.path for a in client.list_artifacts(
+        tracker.run_id)}

@@ -34,6 +34,7 @@ from ray.tune import Callback as TuneCallback
 
 from raynas import __version__
 from raynas.errors import require
+from raynas.front_report import FrontSpec, front_hypervolume, front_table, write_front_plot
 from raynas.search.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -211,6 +212,9 @@ class MlflowTracker(Callback):
         flush_seconds: Longest wait before pending metrics are sent.
         flush_size: Pending metric values that trigger a send.
         arch_metrics: Metrics logged per architecture; ``None``: the search metric.
+        front: For multi-objective searches: log ``hypervolume`` with every batch and
+            the ``pareto.parquet`` / ``pareto.png`` artifacts at the end.
+        true_front: ``(n, 2)`` points (report metrics) of the true front, drawn dashed.
 
     Example:
         >>> tracker = MlflowTracker("results/run1")                              # doctest: +SKIP
@@ -220,13 +224,15 @@ class MlflowTracker(Callback):
     def __init__(self, out_dir: str | Path, tracking_uri: str | None = None,
                  experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
                  flush_seconds: float = 5.0, flush_size: int = 500,
-                 arch_metrics: tuple[str, ...] | None = None) -> None:
+                 arch_metrics: tuple[str, ...] | None = None,
+                 front: FrontSpec | None = None, true_front=None) -> None:
         self.mlflow = MlflowLogger(out_dir, tracking_uri, experiment)
         self.out_dir = self.mlflow.out_dir
         self.tracking_uri = self.mlflow.tracking_uri
         self.run_name = run_name
         self.flush_seconds, self.flush_size = flush_seconds, flush_size
         self.arch_metrics = arch_metrics
+        self.front, self.true_front = front, true_front
         self._last_flush = time.monotonic()
         self.run_id: str | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
@@ -235,6 +241,9 @@ class MlflowTracker(Callback):
     def _flush(self, search: Search) -> None:
         now = _now_ms()
         self._metrics.append(("evaluations", float(search.queries), now, search.queries))
+        if self.front is not None:
+            volume = front_hypervolume(search.history.to_arrow(), self.front)
+            self._metrics.append(("hypervolume", volume, now, search.queries))
         self.mlflow.log_metrics(self.run_id, self._metrics)
         self._metrics = []
         self._last_flush = time.monotonic()
@@ -269,9 +278,17 @@ class MlflowTracker(Callback):
         if search.out_dir != self.out_dir or not history.exists():
             search.history.save(history)
         plot = self.out_dir / "progress.png"
-        write_progress_plot(search.history.to_arrow(), search.evaluator.search_metric,
+        table = search.history.to_arrow()
+        write_progress_plot(table, search.evaluator.search_metric,
                             search.evaluator.report_metric, plot)
-        for path in (history, plot):
+        artifacts = [history, plot]
+        if self.front is not None:
+            import pyarrow.parquet as pq
+
+            pq.write_table(front_table(table, self.front), self.out_dir / "pareto.parquet")
+            write_front_plot(table, self.front, self.out_dir / "pareto.png", self.true_front)
+            artifacts += [self.out_dir / "pareto.parquet", self.out_dir / "pareto.png"]
+        for path in artifacts:
             self.mlflow.log_artifact(self.run_id, path)
         self.mlflow.end_run(self.run_id)
 
