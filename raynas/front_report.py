@@ -7,7 +7,6 @@ A :class:`FrontSpec` names the selection objectives (e.g. ``valid_acc`` max,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +103,3 @@ def write_front_plot(history: pa.Table, spec: FrontSpec, path: Path,
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def hypervolume_curve(history: pa.Table, spec: FrontSpec, points: Sequence[int]) -> list[float]:
-    """Hypervolume of the front after each number of evaluations in ``points``."""
-    fresh = _evaluated(history, spec)
-    return [front_hypervolume(fresh.slice(0, n), spec) for n in points]

@@ -30,11 +30,6 @@ class TuneRun:
     history: History
     results: ResultGrid
 
-    def best_checkpoint(self, metric: str, mode: str):
-        """The last checkpoint of the best trial by ``metric`` (``None`` if none)."""
-        best = self.results.get_best_result(metric=metric, mode=mode, scope="last")
-        return best.checkpoint, best.config
-
 
 @dataclass(frozen=True)
 class TuneSettings:
