@@ -43,10 +43,14 @@ def main() -> None:
     from ray import tune
 
     from raynas import config as cfg
-    from raynas.data import load_dataset
-    from raynas.driver import build_policy, build_space, export_best
-    from raynas.evaluators import TrainingEvaluator
-    from raynas.tune import TuneSettings, run_tune
+    from raynas.driver import (
+        build_evaluator,
+        build_policy,
+        build_space,
+        build_tune_settings,
+        export_best,
+    )
+    from raynas.tune import run_tune
     from raynas.tune.trainable import make_trainable
 
     shutil.rmtree(args.out, ignore_errors=True)
@@ -55,22 +59,19 @@ def main() -> None:
     print(f"Ray start-up: {time.perf_counter() - start:.1f} s "
           f"({ray.cluster_resources().get('CPU', 0):g} CPUs), excluded below")
 
-    config = cfg.from_dict({"budget": args.trials, "evaluator": {"epochs": args.epochs}})
-    ev, res = config.evaluator, config.resources
+    config = cfg.from_dict({
+        "budget": args.trials, "evaluator": {"epochs": args.epochs},
+        "resources": {"checkpoint_every": args.checkpoint_every},
+    })
+    res = config.resources
     slots = res.max_concurrent_trials
 
     # ---- raynas: set-up, trials, export (what `raynas search` does)
     start = time.perf_counter()
     space = build_space(config)
-    evaluator = TrainingEvaluator(
-        space, load_dataset(ev.dataset, input_size=ev.input_size, seed=config.seed),
-        epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size, weight_decay=ev.weight_decay,
-        seed=config.seed, measure_latency=ev.measure_latency,
-    )
+    evaluator = build_evaluator(config, space)
     setup = time.perf_counter() - start
-    settings = TuneSettings(num_trials=config.budget, max_concurrent_trials=slots,
-                            cpus_per_trial=res.cpus_per_trial,
-                            checkpoint_every=args.checkpoint_every)
+    settings = build_tune_settings(config)
     start = time.perf_counter()
     run = run_tune(build_policy(config, space), evaluator, settings, args.out / "raynas", verbose=0)
     trials_wall = time.perf_counter() - start

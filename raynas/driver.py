@@ -103,24 +103,38 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
     return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None)
 
 
-def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> SearchSummary:
+def build_evaluator(config: cfg.SearchConfig, space):
+    """The training evaluator a config describes (its dataset loaded)."""
     from raynas.data import load_dataset
     from raynas.evaluators import TrainingEvaluator
-    from raynas.tune import TuneSettings, run_tune
 
-    ev, res = config.evaluator, config.resources
-    space = build_space(config)
+    ev = config.evaluator
     data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
-    evaluator = TrainingEvaluator(
+    return TrainingEvaluator(
         space, data, epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size,
         weight_decay=ev.weight_decay, seed=config.seed, measure_latency=ev.measure_latency,
     )
-    settings = TuneSettings(
+
+
+def build_tune_settings(config: cfg.SearchConfig):
+    """The Tune settings of a config's budget and resources."""
+    from raynas.tune import TuneSettings
+
+    res = config.resources
+    return TuneSettings(
         num_trials=config.budget, cpus_per_trial=res.cpus_per_trial,
         gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
         checkpoint_every=res.checkpoint_every,
     )
+
+
+def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> SearchSummary:
+    from raynas.tune import run_tune
+
+    space = build_space(config)
+    evaluator = build_evaluator(config, space)
+    settings = build_tune_settings(config)
     policy = build_policy(config, space)
     tracker = _tune_tracker(config, out_dir, policy, evaluator)
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
