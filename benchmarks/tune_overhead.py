@@ -78,7 +78,7 @@ def main() -> None:
     rows = run.history.to_arrow().to_pylist()
     best = max(rows, key=lambda r: r["valid_acc"])["arch"]
     start = time.perf_counter()
-    export_best(run, evaluator, best, args.out / "best.pt2")
+    export_best(run, evaluator, best, args.out / "best")
     export = time.perf_counter() - start
     compute = sum(r["compute_seconds"] for r in rows)
     training = sum(r["train_seconds"] for r in rows)

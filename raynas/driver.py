@@ -1,19 +1,18 @@
 """Run a :class:`~raynas.config.SearchConfig`: the engine behind ``raynas search``.
 
 * ``evaluator.kind: training`` — every architecture is a Ray Tune trial that trains a
-  network; the best one is exported with ``torch.export``.
+  network; the best one is exported to ONNX (see :mod:`raynas.export`).
 * ``evaluator.kind: tabular`` — lookups in a benchmark table, in process.
 
 Outputs in ``out_dir``: ``config.yaml`` (what ``--resume`` reads), ``history.parquet``,
 ``best/arch.txt`` and ``best/metrics.json``, plus ``tune/`` (Tune's experiment) and
-``best/model.pt2`` for training searches.
+``best/model.onnx`` and ``best/weights.pt`` for training searches.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,12 +145,12 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         best = max(ok, key=lambda r: r["valid_acc"])["arch"]
         row = next(r for r in ok if r["arch"] == best)
         metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
-        model_file = export_best(run, evaluator, best, out_dir / "best" / "model.pt2")
+        model_file = export_best(run, evaluator, best, out_dir / "best")
     _write_best(out_dir, best, metrics)
     if tracker is not None:
         best_dir = out_dir / "best"
         tracker.finish([out_dir / "history.parquet", best_dir / "arch.txt",
-                        best_dir / "metrics.json", best_dir / "model.pt2"])
+                        best_dir / "metrics.json", best_dir / "model.onnx"])
     return SearchSummary(out_dir, best, metrics, table.num_rows, model_file)
 
 
@@ -168,31 +167,19 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator):
     return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric))
 
 
-def export_best(run, evaluator, arch: str, path: Path) -> Path | None:
-    """Export the trained network of ``arch`` (from its trial's last checkpoint) with
-    ``torch.export``; load it with ``torch.export.load(path).module()``."""
-    import torch
+def export_best(run, evaluator, arch: str, folder: Path) -> Path | None:
+    """Export the trained network of ``arch`` (its trial's last checkpoint) into
+    ``folder`` with :func:`raynas.export.export_network`; return the ONNX file, or
+    ``None`` when no checkpoint of ``arch`` exists."""
+    from raynas.export import build_trained, export_network, trained_state
 
-    from raynas.tune.trainable import STATE_FILE
-
-    for result in run.results:
-        if (result.config or {}).get("arch") == arch and result.checkpoint is not None:
-            with result.checkpoint.as_directory() as folder:
-                state = torch.load(os.path.join(folder, STATE_FILE), weights_only=True)
-            break
-    else:
+    state = trained_state(run.results, arch)
+    if state is None:
         logger.warning("no checkpoint of %s to export", arch)
         return None
     data = evaluator.data
-    model = evaluator.space.build(evaluator.space.from_str(arch), data.num_classes, data.in_channels)
-    model.load_state_dict(state["model"])
-    model.eval()
-    example = data.test_x[:2]
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, path)
-    return path
+    model = build_trained(evaluator.space, arch, state["model"], data.num_classes, data.in_channels)
+    return export_network(model, data.test_x[:2], folder)
 
 
 def describe(summary: SearchSummary) -> list[str]:

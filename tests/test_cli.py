@@ -126,9 +126,13 @@ budget: 3
 
 
 def test_training_search_end_to_end_exports_the_best_network(tmp_path):
+    import numpy as np
+    import onnxruntime
     import torch
 
     from raynas.data import load_digits
+    from raynas.export import load_network
+    from raynas.spaces import NB201Space
 
     config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING)
     out = tmp_path / "run"
@@ -138,12 +142,19 @@ def test_training_search_end_to_end_exports_the_best_network(tmp_path):
     assert history.num_rows == 3
     arch = (out / "best" / "arch.txt").read_text().strip()
     assert arch in history["arch"].to_pylist()
-    model = torch.export.load(out / "best" / "model.pt2").module()
-    data = load_digits(input_size=8)
-    accuracy = (model(data.test_x).argmax(1) == data.test_y).float().mean().item() * 100
     best = max(history.to_pylist(), key=lambda r: r["valid_acc"])
     assert best["arch"] == arch
-    assert accuracy == pytest.approx(best["test_acc"], abs=0.01)  # the trained weights
+    data = load_digits(input_size=8)
+    # the trained weights, in torch and in ONNX (onnxruntime, another batch size)
+    model = load_network(NB201Space(channels=4, cells_per_stage=1), out / "best", 10, 1)
+    with torch.no_grad():
+        logits = model(data.test_x)
+    accuracy = (logits.argmax(1) == data.test_y).float().mean().item() * 100
+    assert accuracy == pytest.approx(best["test_acc"], abs=0.01)
+    session = onnxruntime.InferenceSession(str(out / "best" / "model.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    onnx_logits = session.run(None, {"images": data.test_x[:7].numpy()})[0]
+    np.testing.assert_allclose(onnx_logits, logits[:7].numpy(), atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -266,5 +277,5 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     assert sorted(m.step for m in epochs) == [1, 2]  # per-epoch metrics
     assert child.data.metrics["params"] > 0
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"history.parquet", "model.pt2", "arch.txt", "metrics.json"} <= artifacts
+    assert {"history.parquet", "model.onnx", "arch.txt", "metrics.json"} <= artifacts
     assert client.get_metric_history(parent.info.run_id, "evaluations")[-1].value == 3

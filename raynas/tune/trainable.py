@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ def train_architecture(
     import torch
     from ray import tune
 
+    # One "Checkpoint successfully created" line per epoch drowns the trial table.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     arch = evaluator.space.from_str(config["arch"])
     state = None
     checkpoint = tune.get_checkpoint()
