@@ -107,6 +107,25 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class FrontConfig:
+    """A multi-objective search: the Pareto front it reports (off when ``objectives`` is empty).
+
+    The policy optimises the first objective; the history records every metric, and
+    the front is chosen on ``objectives`` and scored on ``report`` (search on
+    validation, report test).
+    """
+
+    objectives: dict[str, str] = field(default_factory=dict)
+    """Metric -> ``max`` or ``min``, in order, e.g. ``{valid_acc: max, params: min}``."""
+    report: list[str] | None = None
+    """The metric each objective is reported with; default: ``valid_*`` -> ``test_*``,
+    others unchanged."""
+    reference: list[float] | None = None
+    """Hypervolume reference point in report space; default: 0 for ``max`` objectives,
+    the space's largest network for ``params`` / ``flops``."""
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """One search: what to search, with what, how long."""
 
@@ -120,6 +139,8 @@ class SearchConfig:
     """Tune resources (training only)."""
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     """Experiment tracking."""
+    front: FrontConfig = field(default_factory=FrontConfig)
+    """Objectives of a multi-objective search (its Pareto front)."""
     budget: int = 20
     """Architectures to evaluate (trials for training, queries for tabular)."""
     seed: int = 0
@@ -140,7 +161,13 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     if annotation is type(None):
         return value is None
     if origin is dict or annotation is dict:
-        return isinstance(value, dict)
+        key_type, value_type = typing.get_args(annotation) or (Any, Any)
+        return isinstance(value, dict) and all(
+            _type_ok(k, key_type) and _type_ok(v, value_type) for k, v in value.items()
+        )
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
     if annotation is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if annotation is int:
@@ -232,7 +259,31 @@ def validate(config: SearchConfig) -> SearchConfig:
         )
     if res.checkpoint_every < 1:
         raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
+    _check_front(config.front)
     return config
+
+
+def _check_front(front: FrontConfig) -> None:
+    if not front.objectives:
+        if front.report or front.reference:
+            raise ConfigError("front.objectives: needed when front.report or front.reference is set")
+        return
+    n = len(front.objectives)
+    if n < 2:
+        raise ConfigError(f"front.objectives: a front needs >= 2 objectives, got {n}")
+    first = next(iter(front.objectives.items()))
+    if first != ("valid_acc", "max"):
+        raise ConfigError(f"front.objectives: the first objective is the one the policy "
+                          f"optimises, the search metric valid_acc (max); got {first[0]} "
+                          f"({first[1]})")
+    for metric, mode in front.objectives.items():
+        if mode not in ("max", "min"):
+            raise ConfigError(f"front.objectives.{metric}: expected 'max' or 'min', got {mode!r}")
+    for key in ("report", "reference"):
+        value = getattr(front, key)
+        if value is not None and len(value) != n:
+            raise ConfigError(f"front.{key}: expected {n} values (one per objective), got "
+                              f"{len(value)}")
 
 
 def from_dict(data: dict[str, Any] | None) -> SearchConfig:

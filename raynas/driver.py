@@ -5,8 +5,10 @@
 * ``evaluator.kind: tabular`` — lookups in a benchmark table, in process.
 
 Outputs in ``out_dir``: ``config.yaml`` (what ``--resume`` reads), ``history.parquet``,
-``best/arch.txt`` and ``best/metrics.json``, plus ``tune/`` (Tune's experiment) and
-``best/model.onnx`` and ``best/weights.pt`` for training searches.
+``best/arch.txt`` and ``best/metrics.json``, ``summary.md`` and ``progress.png``, plus
+``tune/`` (Tune's experiment) and ``best/model.onnx`` and ``best/weights.pt`` for
+training searches, and ``front.json``, ``pareto.parquet`` and ``pareto.png`` for
+multi-objective searches (a ``front`` in the config).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from raynas import config as cfg
 from raynas.errors import CheckpointError
+from raynas.front_report import save_front
+from raynas.report import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,62 @@ def build_policy(config: cfg.SearchConfig, space):
     return make_policy(config.policy.name, space, seed=config.seed, **config.policy.options)
 
 
+# Classes and input size of NB201's datasets: the networks whose params/FLOPs a table front uses.
+TABLE_DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
+COST_METRICS = ("params", "flops")
+
+
+def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: int,
+                in_channels: int = 3, table=None):
+    """The :class:`~raynas.front_report.FrontSpec` of a config's ``front`` section (``None``
+    when the search has one objective) and, for a benchmark ``table`` and a 2-objective
+    (accuracy, params/FLOPs) front, the table's true front as ``(n, 2)`` points."""
+    from raynas.front_report import FrontSpec
+    from raynas.spaces.cost import LinearCostModel
+
+    front = config.front
+    if not front.objectives:
+        return None, None
+    select = tuple(front.objectives.items())
+    report = tuple(front.report or [
+        "test_" + m.removeprefix("valid_") if m.startswith("valid_") else m for m, _ in select
+    ])
+    reference = list(front.reference or [])
+    if not reference:
+        model = None
+        for metric, mode in select:
+            if mode == "max":
+                reference.append(0.0)
+            elif metric in COST_METRICS:
+                model = model or LinearCostModel(space, num_classes, input_size, in_channels)
+                reference.append(model.largest(metric))
+            else:
+                raise cfg.ConfigError(
+                    f"front.reference: no default for {metric} ({mode}); give the reference "
+                    "point, one value per objective"
+                )
+    spec = FrontSpec(select, report, tuple(reference))
+    true_front = None
+    if table is not None and len(select) == 2 and select[1][0] in COST_METRICS:
+        from raynas.benchmarks.front import table_front
+
+        true_front = table_front(table, config.evaluator.dataset, metric=report[0],
+                                 cost=select[1][0], num_classes=num_classes,
+                                 input_size=input_size).points
+    return spec, true_front
+
+
+def _table_shape(config: cfg.SearchConfig) -> tuple[int, int]:
+    """Classes and input size of a table's dataset, for params/FLOPs objectives."""
+    dataset = config.evaluator.dataset
+    if dataset not in TABLE_DATASETS:
+        raise cfg.ConfigError(
+            f"front.objectives: params/FLOPs of {dataset!r} networks are unknown to raynas "
+            f"(known: {', '.join(TABLE_DATASETS)}); use the table's own metrics as objectives"
+        )
+    return TABLE_DATASETS[dataset]
+
+
 def _write_best(out_dir: Path, arch: str | None, metrics: dict[str, float]) -> None:
     best = out_dir / "best"
     best.mkdir(exist_ok=True)
@@ -87,18 +147,30 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
 
     ev = config.evaluator
     table = BenchmarkTable.load(ev.path, build_space(config))
-    evaluator = TabularEvaluator(table, ev.dataset)
+    spec = true_front = cost_model = None
+    if config.front.objectives:
+        needs_cost = any(m in COST_METRICS for m in config.front.objectives)
+        num_classes, input_size = _table_shape(config) if needs_cost else (0, 0)
+        spec, true_front = build_front(config, table.space, num_classes, input_size, table=table)
+        save_front(out_dir, spec, true_front)
+        if any(m in COST_METRICS for m, _ in spec.select):
+            from raynas.spaces.cost import LinearCostModel
+
+            cost_model = LinearCostModel(table.space, num_classes, input_size)
+    evaluator = TabularEvaluator(table, ev.dataset, cost_model=cost_model)
     callbacks = []
     if config.tracking.mlflow:
         from raynas.tracking import MlflowTracker
 
-        callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment))
+        callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
+                                       front=spec, true_front=true_front))
     search = Search(
         table.space, build_policy(config, table.space), evaluator,
         Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
     )
     result = search.run(resume=resume)
     _write_best(out_dir, result.incumbent, result.incumbent_metrics)
+    write_report(out_dir)
     return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None)
 
 
@@ -135,7 +207,11 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
     evaluator = build_evaluator(config, space)
     settings = build_tune_settings(config)
     policy = build_policy(config, space)
-    tracker = _tune_tracker(config, out_dir, policy, evaluator)
+    data = evaluator.data
+    front, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
+    if front is not None:
+        save_front(out_dir, front)
+    tracker = _tune_tracker(config, out_dir, policy, evaluator, front)
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
                    callbacks=[tracker] if tracker else None)
     table = run.history.to_arrow()
@@ -147,14 +223,15 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
         model_file = export_best(run, evaluator, best, out_dir / "best")
     _write_best(out_dir, best, metrics)
+    reports = write_report(out_dir)
     if tracker is not None:
         best_dir = out_dir / "best"
-        tracker.finish([out_dir / "history.parquet", best_dir / "arch.txt",
+        tracker.finish([out_dir / "history.parquet", *reports, best_dir / "arch.txt",
                         best_dir / "metrics.json", best_dir / "model.onnx"])
     return SearchSummary(out_dir, best, metrics, table.num_rows, model_file)
 
 
-def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator):
+def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, front=None):
     """The MLflow callback of a training search, or ``None`` when tracking is off.
 
     On resume, Tune restores the callback saved with its experiment (and its runs)."""
@@ -164,7 +241,7 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator):
 
     logger_ = MlflowLogger(out_dir, config.tracking.uri, config.tracking.experiment)
     params = search_params(evaluator.space, policy, evaluator, {"max_trials": config.budget})
-    return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric))
+    return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric), front=front)
 
 
 def export_best(run, evaluator, arch: str, folder: Path) -> Path | None:

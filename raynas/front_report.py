@@ -7,6 +7,7 @@ A :class:`FrontSpec` names the selection objectives (e.g. ``valid_acc`` max,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,33 @@ class FrontSpec:
         return [mode for _, mode in self.select]
 
 
+FRONT_FILE = "front.json"
+
+
+def save_front(out_dir: Path, spec: FrontSpec, true_front: np.ndarray | None = None) -> Path:
+    """Write ``front.json`` (the spec and the true front's points, if known) into ``out_dir``,
+    so a results folder can be reported on without its config or table."""
+    path = Path(out_dir) / FRONT_FILE
+    path.write_text(json.dumps({
+        "select": [list(o) for o in spec.select], "report": list(spec.report),
+        "reference": list(spec.reference),
+        "true_front": None if true_front is None else np.asarray(true_front).tolist(),
+    }, indent=1))
+    return path
+
+
+def load_front(out_dir: Path) -> tuple[FrontSpec | None, np.ndarray | None]:
+    """The spec and true front saved by :func:`save_front`; ``(None, None)`` if none was."""
+    path = Path(out_dir) / FRONT_FILE
+    if not path.is_file():
+        return None, None
+    data = json.loads(path.read_text())
+    spec = FrontSpec(tuple((m, d) for m, d in data["select"]), tuple(data["report"]),
+                     tuple(data["reference"]))
+    true_front = None if data["true_front"] is None else np.asarray(data["true_front"])
+    return spec, true_front
+
+
 def _evaluated(history: pa.Table, spec: FrontSpec) -> pa.Table:
     fresh = history.filter(pc.and_(pc.invert(history["cached"]),
                                    pc.equal(history["status"], "ok")))
@@ -73,6 +101,45 @@ def front_hypervolume(history: pa.Table, spec: FrontSpec) -> float:
         return 0.0
     points = np.column_stack([front[m].to_numpy() for m in spec.report])
     return hypervolume(points, spec.directions, spec.reference)
+
+
+def hypervolume_curve(history: pa.Table, spec: FrontSpec) -> np.ndarray:
+    """The chosen front's hypervolume after each real query (cached repeats excluded; a
+    failed evaluation leaves it unchanged), updated incrementally in one pass."""
+    _evaluated(history, spec)  # checks the columns
+    fresh = history.filter(pc.invert(history["cached"]))
+    ok = np.asarray(fresh["status"].to_pylist()) == "ok"
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray(fresh[name].to_numpy(zero_copy_only=False), dtype=float)
+
+    signs = np.array([1.0 if d == "max" else -1.0 for d in spec.directions])
+    values = np.column_stack([column(m) for m, _ in spec.select]) * signs  # all maximised
+    report = np.column_stack([column(m) for m in spec.report])
+    members = np.zeros(0, dtype=int)
+    volume, curve = 0.0, np.zeros(fresh.num_rows)
+    for i, point in enumerate(values):
+        if not ok[i] or np.isnan(point).any():
+            curve[i] = volume
+            continue
+        kept = values[members]
+        if not np.any(np.all(kept >= point, axis=1) & np.any(kept > point, axis=1)):
+            beaten = np.all(point >= kept, axis=1) & np.any(point > kept, axis=1)
+            members = np.append(members[~beaten], i)
+            volume = hypervolume(report[members], spec.directions, spec.reference)
+        curve[i] = volume
+    return curve
+
+
+def write_front_files(history: pa.Table, spec: FrontSpec, out_dir: Path,
+                      true_front: np.ndarray | None = None) -> list[Path]:
+    """Write ``pareto.parquet`` (the chosen front) and ``pareto.png`` into ``out_dir``."""
+    import pyarrow.parquet as pq
+
+    table, plot = Path(out_dir) / "pareto.parquet", Path(out_dir) / "pareto.png"
+    pq.write_table(front_table(history, spec), table)
+    write_front_plot(history, spec, plot, true_front)
+    return [table, plot]
 
 
 def write_front_plot(history: pa.Table, spec: FrontSpec, path: Path,

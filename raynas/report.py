@@ -1,6 +1,6 @@
 """``raynas report DIR``: rebuild a search's summary and plots from its results folder.
 
-Needs only ``history.parquet`` (and ``config.yaml`` when present); MLflow is not
+Needs only ``history.parquet`` (and ``config.yaml`` / ``front.json`` when present); MLflow is not
 involved unless ``--sync`` replays tracking records that could not be sent.
 """
 
@@ -11,11 +11,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
+from raynas.front_report import (
+    FrontSpec,
+    front_hypervolume,
+    front_table,
+    load_front,
+    write_front_files,
+)
 from raynas.search.history import incumbent_curve
 
 
 def write_report(out_dir: str | Path) -> list[Path]:
-    """Write ``summary.md`` and ``progress.png`` into ``out_dir``; return their paths."""
+    """Write ``summary.md`` and ``progress.png`` into ``out_dir`` (and, for a multi-objective
+    search, ``pareto.parquet`` and ``pareto.png``); return their paths."""
     from raynas.tracking.mlflow import write_progress_plot
 
     out_dir = Path(out_dir).resolve()
@@ -50,8 +58,41 @@ def write_report(out_dir: str | Path) -> list[Path]:
         lines += ["", f"Incumbent {report_metric} after each quarter of the evaluations: "
                   + ", ".join(f"{report[max(0, len(report) * q // 4 - 1)]:.2f}"
                               for q in (1, 2, 3, 4))]
+    spec, true_front = load_front(out_dir)
+    written = []
+    if spec is not None:
+        lines += ["", "## Pareto front", "", *front_lines(history, spec, true_front)]
+        written += write_front_files(history, spec, out_dir, true_front)
     summary = out_dir / "summary.md"
     summary.write_text("\n".join(lines) + "\n")
     plot = out_dir / "progress.png"
-    write_progress_plot(history, search_metric, report_metric, plot)
-    return [summary, plot]
+    write_progress_plot(history, search_metric, report_metric, plot, spec)
+    return [summary, plot, *written]
+
+
+def front_lines(history, spec: FrontSpec, true_front=None) -> list[str]:
+    """Markdown lines on a search's front: its size, hypervolume and members."""
+    from raynas.pareto import hypervolume
+
+    front = front_table(history, spec)
+    volume = front_hypervolume(history, spec)
+    names = ", ".join(f"{m} ({d})" for m, d in spec.select)
+    lines = [f"Chosen on {names}; scored on {', '.join(spec.report)}; reference point "
+             f"{tuple(round(r, 6) for r in spec.reference)}.", "",
+             f"- architectures on the front: {front.num_rows}",
+             f"- hypervolume: {volume:.6g}"]
+    if true_front is not None:
+        true_volume = hypervolume(true_front, spec.directions, spec.reference)
+        lines.append(f"- share of the true front's hypervolume ({true_volume:.6g}): "
+                     f"{volume / true_volume:.4f}")
+    columns = list(dict.fromkeys([*spec.report, *(m for m, _ in spec.select)]))
+    lines += ["", "| arch | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    order = sorted(front.to_pylist(), key=lambda r: r[spec.report[1]])
+    lines += [f"| `{_cell(r['arch'])}` | " + " | ".join(f"{r[c]:.4g}" for c in columns) + " |"
+              for r in order]
+    return lines
+
+
+def _cell(text: str) -> str:
+    """``text`` for a Markdown table cell (NB201 strings are full of ``|``)."""
+    return text.replace("|", "\\|")

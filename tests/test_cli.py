@@ -116,6 +116,48 @@ def test_tabular_search_resumes_with_the_saved_config(table_path, tmp_path):
     assert missing.returncode == 2 and "no history.parquet" in missing.stderr
 
 
+def test_multi_objective_table_search_reports_its_front(table_path, tmp_path):
+    import mlflow
+    from PIL import Image
+
+    from raynas.tracking import default_uri
+
+    config = _write_config(tmp_path / "mo.yaml", f"""
+space: {{name: nb201}}
+policy: {{name: random}}
+evaluator: {{kind: tabular, dataset: cifar10, path: {table_path}}}
+front: {{objectives: {{valid_acc: max, params: min}}}}
+budget: 200
+""")
+    out = tmp_path / "run"
+    _raynas("search", config, "--out", str(out), "--quiet")
+    history = pq.read_table(out / "history.parquet")
+    assert {"valid_acc", "test_acc", "params", "flops"} <= set(history.column_names)
+    front = pq.read_table(out / "pareto.parquet").to_pylist()
+    fresh = [r for r in history.to_pylist() if not r["cached"]]
+    for member in front:  # chosen on validation: nothing evaluated dominates a member
+        assert not any(r["valid_acc"] >= member["valid_acc"] and r["params"] <= member["params"]
+                       and (r["valid_acc"], r["params"]) != (member["valid_acc"], member["params"])
+                       for r in fresh)
+    summary = (out / "summary.md").read_text()
+    assert "## Pareto front" in summary and f"architectures on the front: {len(front)}" in summary
+    assert "reference point (0.0, 1.531546)" in summary  # NB201's largest network
+    client = mlflow.MlflowClient(default_uri(out))
+    (run,) = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    ratio = client.get_metric_history(run.info.run_id, "hypervolume_ratio")[-1].value
+    assert 0.9 < ratio < 1.0  # random search @200 on CIFAR-10 gets close, never above
+    assert f"true front's hypervolume (128.451): {ratio:.4f}" in summary
+    assert {"pareto.parquet", "pareto.png"} <= {a.path for a in client.list_artifacts(
+        run.info.run_id)}
+    # raynas report rebuilds the front's files from the folder alone (front.json, no table)
+    for name in ("pareto.png", "pareto.parquet", "summary.md", "config.yaml"):
+        (out / name).unlink()
+    _raynas("report", str(out))
+    assert pq.read_table(out / "pareto.parquet").to_pylist() == front
+    assert Image.open(out / "pareto.png").size[0] > 300
+    assert f"true front's hypervolume (128.451): {ratio:.4f}" in (out / "summary.md").read_text()
+
+
 TINY_TRAINING = """
 space: {name: nb201, channels: 4, cells_per_stage: 1}
 policy: {name: random}
@@ -256,9 +298,13 @@ def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
 def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     import mlflow
 
+    from raynas.front_report import front_hypervolume, load_front
+    from raynas.spaces import NB201Space
+    from raynas.spaces.cost import LinearCostModel
     from raynas.tracking import default_uri
 
-    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING)
+    front = "front: {objectives: {valid_acc: max, params: min}}\n"
+    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING + front)
     out = tmp_path / "run"
     _raynas("search", config, "--out", str(out), "--quiet")
     client = mlflow.MlflowClient(default_uri(out))
@@ -277,5 +323,14 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     assert sorted(m.step for m in epochs) == [1, 2]  # per-epoch metrics
     assert child.data.metrics["params"] > 0
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"history.parquet", "model.onnx", "arch.txt", "metrics.json"} <= artifacts
+    assert {"history.parquet", "model.onnx", "arch.txt", "metrics.json", "summary.md",
+            "progress.png", "pareto.parquet", "pareto.png"} <= artifacts
     assert client.get_metric_history(parent.info.run_id, "evaluations")[-1].value == 3
+    # the front of a training search: hypervolume after every trial, in (test_acc, params)
+    spec, _ = load_front(out)
+    volumes = client.get_metric_history(parent.info.run_id, "hypervolume")
+    assert [m.step for m in volumes] == [1, 2, 3]
+    assert volumes[-1].value == pytest.approx(front_hypervolume(pq.read_table(
+        out / "history.parquet"), spec))
+    assert spec.reference[1] == pytest.approx(LinearCostModel(
+        NB201Space(channels=4, cells_per_stage=1), 10, 8, in_channels=1).largest("params"))

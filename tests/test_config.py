@@ -53,6 +53,15 @@ def test_dump_and_load_round_trip(tmp_path):
         ({"evaluator": {"kind": "tabular"}}, "evaluator.path: a tabular evaluator needs"),
         ({"budget": 0}, "budget: must be >= 1"),
         ({"resources": []}, "resources: expected a mapping"),
+        ({"front": {"objectives": ["valid_acc"]}}, "front.objectives: expected dict"),
+        ({"front": {"objectives": {"valid_acc": "max"}}}, "a front needs >= 2 objectives"),
+        ({"front": {"objectives": {"valid_acc": "max", "params": "low"}}},
+         "front.objectives.params: expected 'max' or 'min', got 'low'"),
+        ({"front": {"objectives": {"params": "min", "valid_acc": "max"}}},
+         "the first objective is the one the policy optimises"),
+        ({"front": {"objectives": {"valid_acc": "max", "params": "min"}, "reference": [0]}},
+         "front.reference: expected 2 values (one per objective), got 1"),
+        ({"front": {"reference": [0.0, 1.0]}}, "front.objectives: needed when"),
     ],
 )
 def test_config_errors_name_the_key(data, message):

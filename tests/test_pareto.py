@@ -170,3 +170,26 @@ def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tm
         volume)
     assert {"pareto.parquet", "pareto.png"} <= {a.path for a in client.list_artifacts(
         tracker.run_id)}
+
+
+def test_hypervolume_curve_matches_the_front_of_every_prefix():
+    import pyarrow as pa
+
+    from raynas.front_report import FrontSpec, front_hypervolume, hypervolume_curve
+
+    rng = np.random.default_rng(3)
+    n = 120
+    status = np.where(rng.random(n) < 0.1, "failed", "ok")
+    cached = rng.random(n) < 0.2
+    table = pa.table({
+        "cached": cached, "status": status, "valid_acc": rng.uniform(0, 100, n),
+        "test_acc": rng.uniform(0, 100, n), "params": rng.uniform(0, 1.5, n),
+    })
+    spec = FrontSpec((("valid_acc", "max"), ("params", "min")), ("test_acc", "params"),
+                     (0.0, 1.5))
+    curve = hypervolume_curve(table, spec)
+    assert len(curve) == int((~cached).sum())  # one value per real query
+    real = np.flatnonzero(~cached)
+    for k in (1, 7, 40, len(real)):
+        prefix = table.slice(0, real[k - 1] + 1)
+        assert curve[k - 1] == pytest.approx(front_hypervolume(prefix, spec))

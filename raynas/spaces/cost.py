@@ -160,3 +160,21 @@ class LinearCostModel:
     def flops(self, archs) -> np.ndarray:
         """FLOPs (M multiply-adds) of each architecture."""
         return self._predict(archs)[:, 1]
+
+    def largest(self, metric: str) -> float:
+        """The largest ``params`` or ``flops`` of any architecture of the space (exact:
+        each decision takes its costliest choice independently).
+
+        Example:
+            >>> from raynas.spaces import NB201Space
+            >>> round(LinearCostModel(NB201Space()).largest("params"), 4)
+            1.5315
+        """
+        column = {"params": 0, "flops": 1}.get(metric)
+        if column is None:
+            raise ValueError(f"metric must be 'params' or 'flops', got {metric!r}")
+        total, offset = self._base[column], 0
+        for k in self.space.num_choices:
+            total += max(0.0, self._deltas[offset : offset + k, column].max())
+            offset += k
+        return float(total)

@@ -34,7 +34,8 @@ from ray.tune import Callback as TuneCallback
 
 from raynas import __version__
 from raynas.errors import require
-from raynas.front_report import FrontSpec, front_hypervolume, front_table, write_front_plot
+from raynas.front_report import FrontSpec, front_hypervolume, hypervolume_curve, write_front_files
+from raynas.pareto import hypervolume
 from raynas.search.callbacks import Callback
 
 if TYPE_CHECKING:
@@ -214,7 +215,8 @@ class MlflowTracker(Callback):
         arch_metrics: Metrics logged per architecture; ``None``: the search metric.
         front: For multi-objective searches: log ``hypervolume`` with every batch and
             the ``pareto.parquet`` / ``pareto.png`` artifacts at the end.
-        true_front: ``(n, 2)`` points (report metrics) of the true front, drawn dashed.
+        true_front: ``(n, 2)`` points (report metrics) of the true front, drawn dashed;
+            ``hypervolume_ratio`` (the front's share of the true front's) is logged too.
 
     Example:
         >>> tracker = MlflowTracker("results/run1")                              # doctest: +SKIP
@@ -233,6 +235,9 @@ class MlflowTracker(Callback):
         self.flush_seconds, self.flush_size = flush_seconds, flush_size
         self.arch_metrics = arch_metrics
         self.front, self.true_front = front, true_front
+        self._true_volume = None
+        if front is not None and true_front is not None:
+            self._true_volume = hypervolume(true_front, front.directions, front.reference)
         self._last_flush = time.monotonic()
         self.run_id: str | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
@@ -244,6 +249,9 @@ class MlflowTracker(Callback):
         if self.front is not None:
             volume = front_hypervolume(search.history.to_arrow(), self.front)
             self._metrics.append(("hypervolume", volume, now, search.queries))
+            if self._true_volume:
+                self._metrics.append(("hypervolume_ratio", volume / self._true_volume, now,
+                                      search.queries))
         self.mlflow.log_metrics(self.run_id, self._metrics)
         self._metrics = []
         self._last_flush = time.monotonic()
@@ -280,14 +288,10 @@ class MlflowTracker(Callback):
         plot = self.out_dir / "progress.png"
         table = search.history.to_arrow()
         write_progress_plot(table, search.evaluator.search_metric,
-                            search.evaluator.report_metric, plot)
+                            search.evaluator.report_metric, plot, self.front)
         artifacts = [history, plot]
         if self.front is not None:
-            import pyarrow.parquet as pq
-
-            pq.write_table(front_table(table, self.front), self.out_dir / "pareto.parquet")
-            write_front_plot(table, self.front, self.out_dir / "pareto.png", self.true_front)
-            artifacts += [self.out_dir / "pareto.parquet", self.out_dir / "pareto.png"]
+            artifacts += write_front_files(table, self.front, self.out_dir, self.true_front)
         for path in artifacts:
             self.mlflow.log_artifact(self.run_id, path)
         self.mlflow.end_run(self.run_id)
@@ -302,16 +306,20 @@ class MlflowTuneCallback(TuneCallback):
         params: The parent run's params (see :func:`search_params`).
         tags: The parent run's tags.
         run_name: Name of the parent run.
+        front: For multi-objective searches: log the front's ``hypervolume`` after
+            every finished trial.
     """
 
     def __init__(self, mlflow: MlflowLogger, params: dict[str, Any], tags: dict[str, str],
-                 run_name: str | None = None) -> None:
+                 run_name: str | None = None, front: FrontSpec | None = None) -> None:
         self.mlflow = mlflow
         self.params, self.tags, self.run_name = params, tags, run_name
+        self.front = front
         self.parent: str | None = None
         self.children: dict[str, str] = {}
         self.best: float | None = None
         self.finished = 0
+        self.points: list[dict[str, float]] = []  # finished trials' front metrics
 
     def _ensure_parent(self) -> str:
         """The search's parent run: the one tagged with this results folder, or a new one."""
@@ -338,11 +346,12 @@ class MlflowTuneCallback(TuneCallback):
     def get_state(self) -> dict[str, Any]:
         """Saved with Tune's experiment, so a restored search keeps its MLflow runs."""
         return {"parent": self.parent, "children": self.children, "best": self.best,
-                "finished": self.finished}
+                "finished": self.finished, "points": self.points}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.parent, self.children = state["parent"], dict(state["children"])
         self.best, self.finished = state["best"], state["finished"]
+        self.points = list(state.get("points", []))
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if trial.trial_id not in self.children:
@@ -379,7 +388,23 @@ class MlflowTuneCallback(TuneCallback):
         metrics = [("evaluations", float(self.finished), _now_ms(), self.finished)]
         if self.best is not None:
             metrics.append(("best/valid_acc", self.best, _now_ms(), self.finished))
+        if self.front is not None:
+            metrics.append(("hypervolume", self._hypervolume(status, trial.last_result or {}),
+                            _now_ms(), self.finished))
         self.mlflow.log_metrics(self._ensure_parent(), metrics)
+
+    def _hypervolume(self, status: str, result: dict[str, Any]) -> float:
+        import pyarrow as pa
+
+        names = {m for m, _ in self.front.select} | set(self.front.report)
+        if status == "FINISHED" and all(isinstance(result.get(n), (int, float)) for n in names):
+            self.points.append({n: float(result[n]) for n in names})
+        if not self.points:
+            return 0.0
+        table = pa.Table.from_pylist(self.points).append_column(
+            "cached", pa.array([False] * len(self.points))
+        ).append_column("status", pa.array(["ok"] * len(self.points)))
+        return front_hypervolume(table, self.front)
 
     def finish(self, artifacts: list[Path]) -> None:
         """Attach the search's artifacts to the parent run and close it (called by the
@@ -397,8 +422,10 @@ _TRIAL_METRICS = frozenset({
 })
 
 
-def write_progress_plot(history, search_metric: str, report_metric: str, path: Path) -> None:
-    """The incumbent's search and report metrics vs evaluations."""
+def write_progress_plot(history, search_metric: str, report_metric: str, path: Path,
+                        front: FrontSpec | None = None) -> None:
+    """The incumbent's search and report metrics vs evaluations; with a ``front``, its
+    hypervolume vs evaluations in a second panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -407,13 +434,22 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
     from raynas.search.history import incumbent_curve
 
     search, report = incumbent_curve(history, search_metric, report_metric)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    panels = 2 if front is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    ax = axes[0, 0]
     x = range(1, len(search) + 1)
     ax.plot(x, search, label=f"incumbent {search_metric}")
     ax.plot(x, report, label=f"incumbent {report_metric}", linestyle="--")
     ax.set_xlabel("evaluations")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    if front is not None:
+        curve = hypervolume_curve(history, front)
+        ax = axes[0, 1]
+        ax.plot(range(1, len(curve) + 1), curve, color="C2")
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("hypervolume (" + ", ".join(front.report) + ")")
+        ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
