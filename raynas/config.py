@@ -104,6 +104,11 @@ class TrackingConfig:
     works, e.g. ``http://127.0.0.1:5000``."""
     experiment: str = "raynas"
     """MLflow experiment name."""
+    register_model: bool = True
+    """Training searches: log the best network as an MLflow model (with its signature)
+    and register it in the model registry."""
+    model_name: str | None = None
+    """Registered model name; default ``raynas-<space>-<dataset>``."""
 
 
 @dataclass(frozen=True)

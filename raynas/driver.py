@@ -215,19 +215,25 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
                    callbacks=[tracker] if tracker else None)
     table = run.history.to_arrow()
+    register = tracker is not None and config.tracking.register_model
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
     best, metrics, model_file = None, {}, None
     if ok:
         best = max(ok, key=lambda r: r["valid_acc"])["arch"]
         row = next(r for r in ok if r["arch"] == best)
         metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
-        model_file = export_best(run, evaluator, best, out_dir / "best")
+        model_file = export_best(run, evaluator, best, out_dir / "best", mlflow_model=register)
     _write_best(out_dir, best, metrics)
     reports = write_report(out_dir)
     if tracker is not None:
+        from raynas.export import MLFLOW_MODEL_DIR
+
         best_dir = out_dir / "best"
+        name = config.tracking.model_name or f"raynas-{config.space.name}-{config.evaluator.dataset}"
         tracker.finish([out_dir / "history.parquet", *reports, best_dir / "arch.txt",
-                        best_dir / "metrics.json", best_dir / "model.onnx"])
+                        best_dir / "metrics.json", best_dir / "model.onnx"],
+                       model_dir=best_dir / MLFLOW_MODEL_DIR if register and model_file else None,
+                       registered_name=name)
     return SearchSummary(out_dir, best, metrics, table.num_rows, model_file)
 
 
@@ -244,11 +250,12 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, fr
     return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric), front=front)
 
 
-def export_best(run, evaluator, arch: str, folder: Path) -> Path | None:
+def export_best(run, evaluator, arch: str, folder: Path, mlflow_model: bool = False) -> Path | None:
     """Export the trained network of ``arch`` (its trial's last checkpoint) into
-    ``folder`` with :func:`raynas.export.export_network`; return the ONNX file, or
-    ``None`` when no checkpoint of ``arch`` exists."""
-    from raynas.export import build_trained, export_network, trained_state
+    ``folder`` with :func:`raynas.export.export_network` (and, with ``mlflow_model``,
+    :func:`raynas.export.save_mlflow_model`); return the ONNX file, or ``None`` when
+    no checkpoint of ``arch`` exists."""
+    from raynas.export import build_trained, export_network, save_mlflow_model, trained_state
 
     state = trained_state(run.results, arch)
     if state is None:
@@ -256,6 +263,8 @@ def export_best(run, evaluator, arch: str, folder: Path) -> Path | None:
         return None
     data = evaluator.data
     model = build_trained(evaluator.space, arch, state["model"], data.num_classes, data.in_channels)
+    if mlflow_model:
+        save_mlflow_model(model, data.test_x[:2], folder)
     return export_network(model, data.test_x[:2], folder)
 
 

@@ -6,7 +6,10 @@ A training search writes, next to ``best/arch.txt``:
   ``images``, output ``logits``): runs in onnxruntime, TensorRT, OpenVINO, ...;
 * ``best/weights.pt`` — its ``state_dict`` (tensors only, ``torch.load(...,
   weights_only=True)`` loads it), which :func:`load_network` puts back into
-  ``space.build(arch)`` for further training or fine-tuning in torch.
+  ``space.build(arch)`` for further training or fine-tuning in torch;
+* ``best/mlflow-model/`` (with MLflow tracking) — an MLflow model of the torch
+  flavour (``torch.export``'s pt2 format, no pickle) with its input/output signature,
+  which the tracker logs and registers (:func:`save_mlflow_model`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     from raynas.spaces import SearchSpace
 
 ONNX_FILE = "model.onnx"
+MLFLOW_MODEL_DIR = "mlflow-model"
 WEIGHTS_FILE = "weights.pt"
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
@@ -81,6 +85,35 @@ def _quiet(*names: str):
     finally:
         for log, level in zip(loggers, levels):
             log.setLevel(level)
+
+
+def save_mlflow_model(model: torch.nn.Module, example: torch.Tensor, folder: str | Path) -> Path:
+    """Save ``model`` as an MLflow model in ``folder/mlflow-model`` (torch flavour, pt2
+    format) with the signature of ``example`` -> logits; return that folder.
+
+    It loads with ``mlflow.pytorch.load_model`` or ``mlflow.pyfunc.load_model`` (numpy
+    batches of any size in, logits out).
+    """
+    import shutil
+
+    import mlflow
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    path = Path(folder) / MLFLOW_MODEL_DIR
+    shutil.rmtree(path, ignore_errors=True)  # a resumed search saves it again
+    with torch.no_grad():
+        logits = model(example)
+    signature = infer_signature(example.numpy(), logits.numpy())
+    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pytorch.save_model(
+            model, str(path), serialization_format="pt2", input_example=example.numpy(),
+            signature=signature, pip_requirements=requirements,  # no slow inference
+        )
+    return path
 
 
 def load_network(space: SearchSpace, folder: str | Path, num_classes: int,

@@ -298,6 +298,7 @@ def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
 def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     import mlflow
 
+    from raynas.data import load_digits
     from raynas.front_report import front_hypervolume, load_front
     from raynas.spaces import NB201Space
     from raynas.spaces.cost import LinearCostModel
@@ -334,3 +335,15 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
         out / "history.parquet"), spec))
     assert spec.reference[1] == pytest.approx(LinearCostModel(
         NB201Space(channels=4, cells_per_stage=1), 10, 8, in_channels=1).largest("params"))
+    # the best network is a registered MLflow model with its signature, and predicts
+    (version,) = client.search_model_versions("name = 'raynas-nb201-digits'")
+    assert version.run_id == parent.info.run_id and version.status == "READY"
+    mlflow.set_tracking_uri(default_uri(out))
+    model = mlflow.pyfunc.load_model("models:/raynas-nb201-digits/1")
+    (inputs,) = model.metadata.signature.inputs.inputs
+    assert inputs.shape == (-1, 1, 8, 8)
+    data = load_digits(input_size=8)
+    logits = model.predict(data.test_x.numpy())
+    accuracy = (logits.argmax(1) == data.test_y.numpy()).mean() * 100
+    best = max(history, key=lambda r: r["valid_acc"])
+    assert accuracy == pytest.approx(best["test_acc"], abs=0.01)

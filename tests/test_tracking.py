@@ -160,3 +160,31 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
         _check_run(mlflow.MlflowClient(uri), tracker.run_id)
     finally:
         _stop(server)
+
+
+def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, fast_failing_http):
+    import numpy as np
+    import torch
+
+    from raynas.export import save_mlflow_model
+    from raynas.spaces import NB201Space
+    from raynas.tracking.mlflow import MlflowLogger
+
+    model = NB201Space(channels=4, cells_per_stage=1).build((3, 2, 1, 4, 3, 3), 10, 1).eval()
+    example = torch.randn(2, 1, 8, 8)
+    model_dir = save_mlflow_model(model, example, tmp_path / "best")
+    dead = MlflowLogger(tmp_path, f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    run_id = dead.start_run({"policy": "rea"}, {}, "search")
+    dead.log_model(run_id, model_dir, "tiny-net")
+    dead.end_run(run_id)
+    assert dead.failed and (tmp_path / PENDING_FILE).exists()
+
+    assert replay_pending(tmp_path) == 3  # into the default SQLite store
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    (version,) = client.search_model_versions("name = 'tiny-net'")
+    assert client.get_run(version.run_id).data.params == {"policy": "rea"}
+    mlflow.set_tracking_uri(default_uri(tmp_path))
+    loaded = mlflow.pyfunc.load_model("models:/tiny-net/1")
+    batch = torch.randn(5, 1, 8, 8)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded.predict(batch.numpy()), model(batch).numpy(), atol=1e-5)

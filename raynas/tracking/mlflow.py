@@ -169,6 +169,26 @@ class MlflowLogger:
         self._try({"run_id": run_id, "artifact": str(path)},
                   lambda: self.client.log_artifact(run_id, str(path)))
 
+    def log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None) -> None:
+        """Attach a saved MLflow model folder to the run as ``model/`` and, if
+        ``registered_name`` is given, register it as that model's next version."""
+        self._try({"run_id": run_id, "model": str(model_dir), "register": registered_name},
+                  self._log_model, run_id, model_dir, registered_name)
+
+    def _log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None) -> None:
+        from mlflow.exceptions import MlflowException
+
+        self.client.log_artifacts(run_id, str(model_dir), "model")
+        if not registered_name:
+            return
+        try:
+            self.client.create_registered_model(registered_name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
+        self.client.create_model_version(registered_name, source, run_id=run_id)
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self._try({"run_id": run_id, "end": status},
                   lambda: self.client.set_terminated(run_id, status))
@@ -406,13 +426,17 @@ class MlflowTuneCallback(TuneCallback):
         ).append_column("status", pa.array(["ok"] * len(self.points)))
         return front_hypervolume(table, self.front)
 
-    def finish(self, artifacts: list[Path]) -> None:
-        """Attach the search's artifacts to the parent run and close it (called by the
-        driver, which may hold a fresh instance after a resume: the run is found by tag)."""
+    def finish(self, artifacts: list[Path], model_dir: Path | None = None,
+               registered_name: str | None = None) -> None:
+        """Attach the search's artifacts (and the best network's MLflow model, registered
+        as ``registered_name``) to the parent run and close it. Called by the driver,
+        which may hold a fresh instance after a resume: the run is found by tag."""
         parent = self._ensure_parent()
         for path in artifacts:
             if Path(path).exists():
                 self.mlflow.log_artifact(parent, path)
+        if model_dir is not None:
+            self.mlflow.log_model(parent, model_dir, registered_name)
         self.mlflow.end_run(parent)
 
 
@@ -486,6 +510,8 @@ def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
                                                    for k, v, ts, s in record["metrics"]])
         elif "artifact" in record:
             sink.client.log_artifact(run_id, record["artifact"])
+        elif "model" in record:
+            sink._log_model(run_id, record["model"], record["register"])
         elif "end" in record:
             sink.client.set_terminated(run_id, record["end"])
     path.unlink()
