@@ -3,7 +3,7 @@
 * ``raynas bench`` — compare policies on a benchmark table (many seeds, on Ray).
 * ``raynas search [CONFIG.yaml]`` — one resumable search (default: real NAS on digits).
 * ``raynas report DIR [--sync]`` — rebuild a search's summary and plots; send pending
-  MLflow records.
+  MLflow records. ``raynas report --compare DIR1 DIR2 ...`` overlays searches.
 
 User mistakes print one ``raynas: error: ...`` line and exit with status 2.
 """
@@ -90,8 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="continue the search in DIR with its saved config")
     search.add_argument("--quiet", action="store_true", help="no live progress table")
 
-    report = sub.add_parser("report", help="rebuild a search folder's summary.md and plots")
-    report.add_argument("folder", type=Path, help="a raynas search results folder")
+    report = sub.add_parser("report", help="rebuild a search folder's summary.md and plots, "
+                                           "or compare searches")
+    report.add_argument("folder", type=Path, nargs="?", help="a raynas search results folder")
+    report.add_argument("--compare", type=Path, nargs="+", metavar="DIR", default=None,
+                        help="overlay these search folders: compare.md and compare.png")
+    report.add_argument("--out", type=Path, default=Path("."),
+                        help="where --compare writes (default: the current folder)")
     report.add_argument("--sync", action="store_true",
                         help="send MLflow records that could not be sent during the search")
     report.add_argument("--uri", default=None,
@@ -142,6 +147,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from raynas.report import write_report
 
+    if args.compare is not None:
+        from raynas.compare import write_comparison
+
+        folders = ([args.folder] if args.folder else []) + args.compare
+        for path in write_comparison(folders, args.out):
+            print(f"wrote {path}")
+        return 0
+    if args.folder is None:
+        raise ValueError("give a search folder, or --compare DIR1 DIR2 ...")
     for path in write_report(args.folder):
         print(f"wrote {path}")
     if args.sync:

@@ -158,6 +158,40 @@ budget: 200
     assert f"true front's hypervolume (128.451): {ratio:.4f}" in (out / "summary.md").read_text()
 
 
+def test_report_compare_overlays_searches(table_path, tmp_path):
+    import re
+
+    from raynas.front_report import front_hypervolume, load_front
+
+    def search(name: str, policy: str, front: bool) -> Path:
+        text = (f"space: {{name: nb201}}\npolicy: {{name: {policy}}}\nbudget: 40\n"
+                "tracking: {mlflow: false}\n"
+                f"evaluator: {{kind: tabular, dataset: cifar100, path: {table_path}}}\n")
+        if front:
+            text += "front: {objectives: {valid_acc: max, flops: min}}\n"
+        _raynas("search", _write_config(tmp_path / f"{name}.yaml", text), "--out",
+                str(tmp_path / name), "--quiet")
+        return tmp_path / name
+
+    a, b, c = search("a", "random", True), search("b", "rea", True), search("c", "ls", False)
+    proc = _raynas("report", "--compare", str(a), str(b), "--out", str(tmp_path / "ab"))
+    assert "compare.png" in proc.stdout
+    table = (tmp_path / "ab" / "compare.md").read_text()
+    for folder, policy in ((a, "random"), (b, "rea")):
+        spec, _ = load_front(folder)
+        volume = front_hypervolume(pq.read_table(folder / "history.parquet"), spec)
+        row = next(line for line in table.splitlines() if line.startswith(f"| {folder.name} |"))
+        assert f"{policy} on cifar100, seed 0 | 40 |" in row
+        assert f"| {volume:.6g} |" in row and re.search(r"\| 0\.9\d{3} \|$", row)
+    # without a front in every search, only the incumbents are compared
+    _raynas("report", str(a), "--compare", str(c), "--out", str(tmp_path / "ac"))
+    table = (tmp_path / "ac" / "compare.md").read_text()
+    assert "| c | ls on cifar100, seed 0 | 40 |" in table and "hypervolume" not in table
+    assert (tmp_path / "ac" / "compare.png").stat().st_size > 10_000
+    lonely = _raynas("report", "--compare", str(a), check=False)
+    assert lonely.returncode == 2 and "at least two search folders" in lonely.stderr
+
+
 TINY_TRAINING = """
 space: {name: nb201, channels: 4, cells_per_stage: 1}
 policy: {name: random}

@@ -1,0 +1,138 @@
+"""``raynas report --compare DIR1 DIR2 ...``: several searches overlaid.
+
+Reads each folder's ``history.parquet`` (and ``config.yaml`` / ``front.json`` when
+present) and writes ``compare.md`` (one row per search) and ``compare.png``: the
+incumbent's report metric vs evaluations, and, when every search has a front with
+the same report metrics, the fronts and their hypervolume vs evaluations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raynas.errors import RaynasError
+from raynas.front_report import (
+    FrontSpec, front_hypervolume, front_table, hypervolume_curve, load_front,
+)
+from raynas.pareto import hypervolume
+from raynas.search.history import incumbent_curve
+
+SEARCH_METRIC, REPORT_METRIC = "valid_acc", "test_acc"
+
+
+@dataclass(frozen=True)
+class _Run:
+    label: str
+    folder: Path
+    setup: str
+    history: pa.Table
+    front: FrontSpec | None
+    true_front: np.ndarray | None
+
+
+def _load(folder: Path) -> _Run:
+    folder = Path(folder).resolve()
+    path = folder / "history.parquet"
+    if not path.is_file():
+        raise RaynasError(f"no history.parquet in {folder}: is it a raynas search folder?")
+    setup = ""
+    if (folder / "config.yaml").is_file():
+        from raynas import config as cfg
+
+        config = cfg.load(folder / "config.yaml")
+        setup = f"{config.policy.name} on {config.evaluator.dataset}, seed {config.seed}"
+    front, true_front = load_front(folder)
+    return _Run(folder.name, folder, setup, pq.read_table(path), front, true_front)
+
+
+def _labels(runs: list[_Run]) -> list[str]:
+    """Folder names, made unique with their parents where they clash."""
+    names = [r.label for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    return [f"{r.folder.parent.name}/{r.label}" for r in runs]
+
+
+def write_comparison(folders: list[str | Path], out_dir: str | Path) -> list[Path]:
+    """Write ``compare.md`` and ``compare.png`` for ``folders`` into ``out_dir``."""
+    if len(folders) < 2:
+        raise RaynasError("--compare needs at least two search folders")
+    runs = [_load(Path(f)) for f in folders]
+    labels = _labels(runs)
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fronts = [r.front for r in runs]
+    same_front = all(f is not None and f.report == fronts[0].report for f in fronts)
+
+    lines = ["# raynas comparison", "",
+             f"Protocol: search on `{SEARCH_METRIC}`, report `{REPORT_METRIC}` of the incumbent.", "",
+             "| search | setup | evaluations | best " + SEARCH_METRIC + " | its " + REPORT_METRIC
+             + (" | front size | hypervolume | share of true front" if same_front else "") + " |",
+             "|---" * (8 if same_front else 5) + "|"]
+    for label, run in zip(labels, runs):
+        search, report = incumbent_curve(run.history, SEARCH_METRIC, REPORT_METRIC)
+        best = (f"{search[-1]:.2f} | {report[-1]:.2f}" if len(search) and not np.isnan(search[-1])
+                else "- | -")
+        row = f"| {label} | {run.setup or '-'} | {len(search)} | {best}"
+        if same_front:
+            volume = front_hypervolume(run.history, run.front)
+            share = "-"
+            if run.true_front is not None:
+                share = f"{volume / hypervolume(run.true_front, run.front.directions, run.front.reference):.4f}"
+            row += f" | {front_table(run.history, run.front).num_rows} | {volume:.6g} | {share}"
+        lines.append(row + " |")
+    summary = out_dir / "compare.md"
+    summary.write_text("\n".join(lines) + "\n")
+    plot = out_dir / "compare.png"
+    _plot(runs, labels, same_front, plot)
+    return [summary, plot]
+
+
+def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if fronts else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    for i, (label, run) in enumerate(zip(labels, runs)):
+        _, report = incumbent_curve(run.history, SEARCH_METRIC, REPORT_METRIC)
+        ax.plot(range(1, len(report) + 1), report, color=f"C{i}", label=label)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel(f"incumbent {REPORT_METRIC}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if fronts:
+        spec = runs[0].front
+        x_name, y_name = spec.report[1], spec.report[0]
+        ax_front, ax_volume = axes[0, 1], axes[0, 2]
+        for i, (label, run) in enumerate(zip(labels, runs)):
+            front = front_table(run.history, run.front)
+            if front.num_rows:
+                order = np.argsort(front[x_name].to_numpy())
+                ax_front.plot(front[x_name].to_numpy()[order], front[y_name].to_numpy()[order],
+                              "o-", color=f"C{i}", markersize=4, label=label)
+            curve = hypervolume_curve(run.history, run.front)
+            ax_volume.plot(range(1, len(curve) + 1), curve, color=f"C{i}", label=label)
+        true_front = next((r.true_front for r in runs if r.true_front is not None), None)
+        if true_front is not None:
+            ax_front.plot(true_front[:, 1], true_front[:, 0], "k--", linewidth=1,
+                          label="true front")
+        ax_front.set_xlabel(x_name)
+        ax_front.set_ylabel(y_name)
+        ax_front.set_title("fronts (chosen on validation)", fontsize=10)
+        ax_volume.set_xlabel("evaluations")
+        ax_volume.set_ylabel("hypervolume")
+        for ax in (ax_front, ax_volume):
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
