@@ -17,7 +17,11 @@ import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
 from raynas.front_report import (
-    FrontSpec, front_hypervolume, front_table, hypervolume_curve, load_front,
+    FrontSpec,
+    front_hypervolume,
+    front_table,
+    hypervolume_curve,
+    load_front,
 )
 from raynas.pareto import hypervolume
 from raynas.search.history import incumbent_curve
@@ -83,7 +87,8 @@ def write_comparison(folders: list[str | Path], out_dir: str | Path) -> list[Pat
             volume = front_hypervolume(run.history, run.front)
             share = "-"
             if run.true_front is not None:
-                share = f"{volume / hypervolume(run.true_front, run.front.directions, run.front.reference):.4f}"
+                spec = run.front
+                share = f"{volume / hypervolume(run.true_front, spec.directions, spec.reference):.4f}"
             row += f" | {front_table(run.history, run.front).num_rows} | {volume:.6g} | {share}"
         lines.append(row + " |")
     summary = out_dir / "compare.md"

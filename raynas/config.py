@@ -109,6 +109,13 @@ class TrackingConfig:
     and register it in the model registry."""
     model_name: str | None = None
     """Registered model name; default ``raynas-<space>-<dataset>``."""
+    child_runs: bool | None = None
+    """A nested child run per evaluated architecture. Default: yes for training
+    searches, no for table searches (thousands of lookups go into the parent run in
+    metric batches and the ``history.parquet`` artifact instead)."""
+    log_from: str = "driver"
+    """Training searches: ``driver`` (a Tune callback logs every trial) or ``trials``
+    (each trial logs its own child run from its worker, e.g. on a cluster)."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,12 @@ def validate(config: SearchConfig) -> SearchConfig:
     if res.checkpoint_every < 1:
         raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
     _check_front(config.front)
+    tracking = config.tracking
+    if tracking.log_from not in ("driver", "trials"):
+        raise ConfigError(f"tracking.log_from: expected 'driver' or 'trials', got {tracking.log_from!r}")
+    if tracking.log_from == "trials" and tracking.child_runs is False:
+        raise ConfigError("tracking.log_from: trials log their own child runs; it needs "
+                          "child_runs true (or unset)")
     return config
 
 

@@ -163,7 +163,8 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
         from raynas.tracking import MlflowTracker
 
         callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
-                                       front=spec, true_front=true_front))
+                                       front=spec, true_front=true_front,
+                                       child_runs=bool(config.tracking.child_runs)))
     search = Search(
         table.space, build_policy(config, table.space), evaluator,
         Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
@@ -212,8 +213,16 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
     if front is not None:
         save_front(out_dir, front)
     tracker = _tune_tracker(config, out_dir, policy, evaluator, front)
+    trial_tracking = None
+    if tracker is not None and tracker.trials_log:
+        from raynas.tracking.mlflow import TrialTracking
+        from raynas.tune.runner import EXPERIMENT
+
+        logger_ = tracker.mlflow
+        trial_tracking = TrialTracking(logger_.tracking_uri, logger_.experiment,
+                                       tracker.ensure_parent(), str(out_dir / EXPERIMENT))
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
-                   callbacks=[tracker] if tracker else None)
+                   callbacks=[tracker] if tracker else None, trial_tracking=trial_tracking)
     table = run.history.to_arrow()
     register = tracker is not None and config.tracking.register_model
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
@@ -247,7 +256,11 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, fr
 
     logger_ = MlflowLogger(out_dir, config.tracking.uri, config.tracking.experiment)
     params = search_params(evaluator.space, policy, evaluator, {"max_trials": config.budget})
-    return MlflowTuneCallback(logger_, params, search_tags(evaluator.search_metric), front=front)
+    tracking = config.tracking
+    return MlflowTuneCallback(
+        logger_, params, search_tags(evaluator.search_metric), front=front,
+        child_runs=tracking.child_runs is not False, trials_log=tracking.log_from == "trials",
+    )
 
 
 def export_best(run, evaluator, arch: str, folder: Path, mlflow_model: bool = False) -> Path | None:

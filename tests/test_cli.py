@@ -202,6 +202,7 @@ budget: 3
 
 
 def test_training_search_end_to_end_exports_the_best_network(tmp_path):
+    import mlflow
     import numpy as np
     import onnxruntime
     import torch
@@ -209,8 +210,10 @@ def test_training_search_end_to_end_exports_the_best_network(tmp_path):
     from raynas.data import load_digits
     from raynas.export import load_network
     from raynas.spaces import NB201Space
+    from raynas.tracking import default_uri
 
-    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING)
+    no_children = "tracking: {child_runs: false, register_model: false}\n"
+    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING + no_children)
     out = tmp_path / "run"
     proc = _raynas("search", config, "--out", str(out), "--quiet")
     assert "evaluated 3 architectures" in proc.stdout and "best architecture: |" in proc.stdout
@@ -231,6 +234,13 @@ def test_training_search_end_to_end_exports_the_best_network(tmp_path):
     assert [i.name for i in session.get_inputs()] == ["images"]
     onnx_logits = session.run(None, {"images": data.test_x[:7].numpy()})[0]
     np.testing.assert_allclose(onnx_logits, logits[:7].numpy(), atol=1e-4)
+    # child_runs: false -- the trials' final metrics go into the parent run, by trial
+    client = mlflow.MlflowClient(default_uri(out))
+    (run,) = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    finals = client.get_metric_history(run.info.run_id, "arch/valid_acc")
+    assert sorted(m.value for m in finals) == sorted(r["valid_acc"] for r in history.to_pylist())
+    assert sorted(m.step for m in finals) == [1, 2, 3]
+    assert not client.search_model_versions()  # register_model: false
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,10 @@ def test_dump_and_load_round_trip(tmp_path):
         ({"front": {"objectives": {"valid_acc": "max", "params": "min"}, "reference": [0]}},
          "front.reference: expected 2 values (one per objective), got 1"),
         ({"front": {"reference": [0.0, 1.0]}}, "front.objectives: needed when"),
+        ({"tracking": {"log_from": "workers"}},
+         "tracking.log_from: expected 'driver' or 'trials', got 'workers'"),
+        ({"tracking": {"log_from": "trials", "child_runs": False}},
+         "tracking.log_from: trials log their own child runs"),
     ],
 )
 def test_config_errors_name_the_key(data, message):

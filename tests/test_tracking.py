@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from raynas.evaluators import TabularEvaluator
@@ -188,3 +189,59 @@ def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, 
     batch = torch.randn(5, 1, 8, 8)
     with torch.no_grad():
         np.testing.assert_allclose(loaded.predict(batch.numpy()), model(batch).numpy(), atol=1e-5)
+
+
+def test_tabular_child_runs_are_configurable(nb201_table, tmp_path):
+    tracker = MlflowTracker(tmp_path, child_runs=True)
+    _search(nb201_table, tmp_path, tracker)
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == tracker.run_id]
+    assert len(children) == BUDGET == len(runs) - 1  # one per real query
+    history = {r["query"]: r for r in pq.read_table(tmp_path / "history.parquet").to_pylist()}
+    for child in children:
+        row = history[int(child.data.tags["raynas.query"])]
+        assert child.data.params["arch"] == row["arch"] and child.info.status == "FINISHED"
+        assert child.data.metrics["valid_acc"] == row["valid_acc"]
+        assert child.data.metrics["test_acc"] == row["test_acc"]
+
+
+def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http):
+    port = _free_port()
+    server = _start_server(tmp_path / "server", port)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        config = tmp_path / "trials.yaml"
+        config.write_text(
+            "space: {name: nb201, channels: 4, cells_per_stage: 1}\npolicy: {name: random}\n"
+            "evaluator: {kind: training, dataset: digits, input_size: 8, epochs: 2, "
+            "batch_size: 128}\nbudget: 3\n"
+            f"tracking: {{uri: '{uri}', experiment: from-trials, log_from: trials}}\n"
+        )
+        out = tmp_path / "run"
+        raynas = Path(sys.executable).parent / "raynas"
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+        proc = subprocess.run([str(raynas), "search", str(config), "--out", str(out), "--quiet"],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        client = mlflow.MlflowClient(uri)
+        runs = client.search_runs([client.get_experiment_by_name("from-trials").experiment_id])
+        (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        assert len(children) == 3
+        history = pq.read_table(out / "history.parquet").to_pylist()
+        assert sorted(c.data.params["arch"] for c in children) == sorted(r["arch"] for r in history)
+        for child in children:
+            assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            assert child.data.tags["raynas.logged_from"] == "trial"  # not the driver callback
+            assert child.info.status == "FINISHED"
+            epochs = sorted(client.get_metric_history(child.info.run_id, "valid_acc"),
+                            key=lambda m: m.step)
+            assert [m.step for m in epochs] == [1, 2]
+            row = next(r for r in history if r["arch"] == child.data.params["arch"])
+            assert epochs[-1].value == pytest.approx(row["valid_acc"])
+        assert client.get_metric_history(parent.info.run_id, "evaluations")[-1].value == 3
+        assert "model" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+        assert not list(out.rglob(PENDING_FILE))  # everything reached the server
+    finally:
+        _stop(server)

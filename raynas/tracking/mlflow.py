@@ -8,7 +8,8 @@
   ``history.parquet`` and ``progress.png`` artifacts.
 * :class:`MlflowTuneCallback` — a ``ray.tune.Callback`` for real-training searches,
   run in the driver: the same parent run, plus one nested child run per trial
-  (``mlflow.parentRunId``) with the arch string as a param and per-epoch metrics.
+  (``mlflow.parentRunId``) with the arch string as a param and per-epoch metrics,
+  logged by the callback or, with :class:`TrialTracking`, by the trials themselves.
 
 The tracking URI defaults to ``sqlite:///<abs out_dir>/mlflow.db`` (artifacts in
 ``<out_dir>/mlartifacts``); any URI works, e.g. ``http://127.0.0.1:5000``. If MLflow
@@ -27,6 +28,7 @@ import re
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,6 +239,9 @@ class MlflowTracker(Callback):
             the ``pareto.parquet`` / ``pareto.png`` artifacts at the end.
         true_front: ``(n, 2)`` points (report metrics) of the true front, drawn dashed;
             ``hypervolume_ratio`` (the front's share of the true front's) is logged too.
+        child_runs: Also give every evaluated architecture a nested child run (its arch
+            as a param, its metrics); off by default: each costs a few database
+            transactions, which thousands of table lookups should not pay.
 
     Example:
         >>> tracker = MlflowTracker("results/run1")                              # doctest: +SKIP
@@ -247,8 +252,10 @@ class MlflowTracker(Callback):
                  experiment: str = DEFAULT_EXPERIMENT, run_name: str | None = None,
                  flush_seconds: float = 5.0, flush_size: int = 500,
                  arch_metrics: tuple[str, ...] | None = None,
-                 front: FrontSpec | None = None, true_front=None) -> None:
+                 front: FrontSpec | None = None, true_front=None,
+                 child_runs: bool = False) -> None:
         self.mlflow = MlflowLogger(out_dir, tracking_uri, experiment)
+        self.child_runs = child_runs
         self.out_dir = self.mlflow.out_dir
         self.tracking_uri = self.mlflow.tracking_uri
         self.run_name = run_name
@@ -290,6 +297,8 @@ class MlflowTracker(Callback):
             if not row["cached"]:
                 self._metrics += [(f"arch/{k}", float(row[k]), now, row["query"])
                                   for k in keys if isinstance(row.get(k), (int, float))]
+                if self.child_runs:
+                    self._child_run(row, now)
         if search.incumbent is not None and search.incumbent[0] != self._incumbent:
             self._incumbent = search.incumbent[0]
             best = search.incumbent_metrics()
@@ -299,6 +308,15 @@ class MlflowTracker(Callback):
         if (len(self._metrics) >= self.flush_size
                 or time.monotonic() - self._last_flush >= self.flush_seconds):
             self._flush(search)
+
+    def _child_run(self, row: dict[str, Any], now: int) -> None:
+        child = self.mlflow.start_run({"arch": row["arch"]}, {"raynas.query": str(row["query"])},
+                                      f"query_{row['query']}", parent=self.run_id)
+        metrics = [(k, float(v), now, 0) for k, v in row.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and k not in ("step", "query")]
+        self.mlflow.log_metrics(child, metrics)
+        self.mlflow.end_run(child, "FINISHED" if row["status"] == "ok" else "FAILED")
 
     def on_search_end(self, search: Search) -> None:
         self._flush(search)
@@ -328,20 +346,28 @@ class MlflowTuneCallback(TuneCallback):
         run_name: Name of the parent run.
         front: For multi-objective searches: log the front's ``hypervolume`` after
             every finished trial.
+        child_runs: A child run per trial, with per-epoch metrics; without, each
+            trial's final metrics go to the parent run as ``arch/<metric>`` (step: the
+            trial's rank of completion).
+        trials_log: The trials log their own child runs from their workers
+            (:class:`TrialTracking`); the callback then keeps only the parent run.
     """
 
     def __init__(self, mlflow: MlflowLogger, params: dict[str, Any], tags: dict[str, str],
-                 run_name: str | None = None, front: FrontSpec | None = None) -> None:
+                 run_name: str | None = None, front: FrontSpec | None = None,
+                 child_runs: bool = True, trials_log: bool = False) -> None:
         self.mlflow = mlflow
         self.params, self.tags, self.run_name = params, tags, run_name
         self.front = front
+        self.child_runs, self.trials_log = child_runs, trials_log
         self.parent: str | None = None
         self.children: dict[str, str] = {}
         self.best: float | None = None
         self.finished = 0
+        self.closed: list[str] = []  # trial ids counted as finished
         self.points: list[dict[str, float]] = []  # finished trials' front metrics
 
-    def _ensure_parent(self) -> str:
+    def ensure_parent(self) -> str:
         """The search's parent run: the one tagged with this results folder, or a new one."""
         if self.parent is None:
             folder = str(self.mlflow.out_dir)
@@ -361,26 +387,32 @@ class MlflowTuneCallback(TuneCallback):
         return self.parent
 
     def setup(self, **info) -> None:
-        self._ensure_parent()
+        self.ensure_parent()
 
     def get_state(self) -> dict[str, Any]:
         """Saved with Tune's experiment, so a restored search keeps its MLflow runs."""
         return {"parent": self.parent, "children": self.children, "best": self.best,
-                "finished": self.finished, "points": self.points}
+                "finished": self.finished, "points": self.points, "closed": self.closed}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.parent, self.children = state["parent"], dict(state["children"])
         self.best, self.finished = state["best"], state["finished"]
-        self.points = list(state.get("points", []))
+        self.points, self.closed = list(state["points"]), list(state["closed"])
+
+    @property
+    def _driver_children(self) -> bool:
+        return self.child_runs and not self.trials_log
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        if trial.trial_id not in self.children:
+        if self._driver_children and trial.trial_id not in self.children:
             self.children[trial.trial_id] = self.mlflow.start_run(
                 {"arch": trial.config.get("arch", "")}, {"raynas.trial_id": trial.trial_id},
-                run_name=f"trial_{trial.trial_id}", parent=self._ensure_parent(),
+                run_name=f"trial_{trial.trial_id}", parent=self.ensure_parent(),
             )
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        if not self._driver_children:
+            return
         run_id = self.children.get(trial.trial_id)
         if run_id is None:
             self.on_trial_start(iteration, trials, trial)
@@ -397,12 +429,26 @@ class MlflowTuneCallback(TuneCallback):
         self._close(trial, "FAILED")
 
     def _close(self, trial, status: str) -> None:
-        run_id = self.children.get(trial.trial_id)
-        if run_id is None:
+        run_id = self.children.pop(trial.trial_id, None)
+        if self._driver_children:
+            if run_id is None:
+                return  # closed already
+            self.mlflow.end_run(run_id, status)
+        elif trial.trial_id in self.closed:
             return
-        self.mlflow.end_run(run_id, status)
+        elif self.trials_log:  # a trial stopped early (ASHA) cannot close its own run
+            run_id = find_trial_run(self.mlflow, self.ensure_parent(), trial.trial_id)
+            if run_id is not None and self.mlflow.client.get_run(run_id).info.status == "RUNNING":
+                self.mlflow.end_run(run_id, status)
+        self.closed.append(trial.trial_id)
         self.finished += 1
-        valid = (trial.last_result or {}).get("valid_acc")
+        last = trial.last_result or {}
+        if not self.child_runs:
+            self.mlflow.log_metrics(self.ensure_parent(), [
+                (f"arch/{k}", float(v), _now_ms(), self.finished) for k, v in last.items()
+                if k in _TRIAL_METRICS and k != "epoch" and isinstance(v, (int, float))
+            ])
+        valid = last.get("valid_acc")
         if valid is not None and (self.best is None or valid > self.best):
             self.best = float(valid)
         metrics = [("evaluations", float(self.finished), _now_ms(), self.finished)]
@@ -411,7 +457,7 @@ class MlflowTuneCallback(TuneCallback):
         if self.front is not None:
             metrics.append(("hypervolume", self._hypervolume(status, trial.last_result or {}),
                             _now_ms(), self.finished))
-        self.mlflow.log_metrics(self._ensure_parent(), metrics)
+        self.mlflow.log_metrics(self.ensure_parent(), metrics)
 
     def _hypervolume(self, status: str, result: dict[str, Any]) -> float:
         import pyarrow as pa
@@ -431,13 +477,80 @@ class MlflowTuneCallback(TuneCallback):
         """Attach the search's artifacts (and the best network's MLflow model, registered
         as ``registered_name``) to the parent run and close it. Called by the driver,
         which may hold a fresh instance after a resume: the run is found by tag."""
-        parent = self._ensure_parent()
+        parent = self.ensure_parent()
         for path in artifacts:
             if Path(path).exists():
                 self.mlflow.log_artifact(parent, path)
         if model_dir is not None:
             self.mlflow.log_model(parent, model_dir, registered_name)
         self.mlflow.end_run(parent)
+
+
+TRIAL_TAG = "raynas.trial_id"
+
+
+@dataclass(frozen=True)
+class TrialTracking:
+    """What a Tune trial needs to log its own child run from its worker process.
+
+    The driver creates the experiment and the parent run first and passes absolute
+    URIs, so no two trials race to create them (Ray issue #45456). A trial that
+    cannot reach MLflow keeps its records in ``<pending_dir>/trial_<id>/mlflow-pending.jsonl``,
+    which ``raynas report --sync`` replays with the driver's.
+
+    Attributes:
+        tracking_uri: Absolute MLflow tracking URI.
+        experiment: Experiment name (already created).
+        parent: The search's parent run id.
+        pending_dir: Tune's experiment folder (``<out>/tune``).
+    """
+
+    tracking_uri: str
+    experiment: str
+    parent: str
+    pending_dir: str
+
+    def open(self, trial_id: str, arch: str) -> TrialRun:
+        """The trial's child run: the one a previous attempt of this trial created
+        (a retried or restored trial), or a new one."""
+        logger_ = MlflowLogger(Path(self.pending_dir) / f"trial_{trial_id}", self.tracking_uri,
+                               self.experiment)
+        run_id = find_trial_run(logger_, self.parent, trial_id)
+        if run_id is None:
+            run_id = logger_.start_run({"arch": arch}, {TRIAL_TAG: trial_id, "raynas.logged_from":
+                                                        "trial"}, f"trial_{trial_id}", self.parent)
+        return TrialRun(logger_, run_id)
+
+
+@dataclass
+class TrialRun:
+    """A trial's child run, logged from the trial (see :class:`TrialTracking`)."""
+
+    mlflow: MlflowLogger
+    run_id: str
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        now = _now_ms()
+        self.mlflow.log_metrics(self.run_id, [(k, float(v), now, step) for k, v in metrics.items()
+                                              if k in _TRIAL_METRICS])
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.mlflow.end_run(self.run_id, status)
+
+
+def find_trial_run(mlflow: MlflowLogger, parent: str, trial_id: str) -> str | None:
+    """The id of the child run of ``trial_id`` under ``parent``, if MLflow has one."""
+    if parent.startswith(_LOCAL):
+        return None
+    try:
+        experiment = mlflow.client.get_experiment_by_name(mlflow.experiment)
+        runs = mlflow.client.search_runs(
+            [experiment.experiment_id], max_results=1,
+            filter_string=f"tags.`{TRIAL_TAG}` = '{trial_id}' and tags.`{PARENT_TAG}` = '{parent}'",
+        )
+    except Exception:  # noqa: BLE001 - then the trial starts a new run (or records it)
+        return None
+    return runs[0].info.run_id if runs else None
 
 
 _TRIAL_METRICS = frozenset({
@@ -480,17 +593,20 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
 
 
 def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
-    """Send the records of ``<out_dir>/mlflow-pending.jsonl`` to MLflow; return how many.
+    """Send the records of ``<out_dir>/mlflow-pending.jsonl`` (and of the trials' own
+    ``<out_dir>/tune/trial_*/mlflow-pending.jsonl``) to MLflow; return how many.
 
     Records of runs that exist go to them; runs that were never created are created
     now (children under their replayed parent). The file is removed once all
     records are sent; on a new failure it is kept whole, to be replayed again.
     """
     out_dir = Path(out_dir).resolve()
-    path = out_dir / PENDING_FILE
-    if not path.exists():
+    paths = [p for p in [out_dir / PENDING_FILE, *sorted(out_dir.glob(f"tune/trial_*/{PENDING_FILE}"))]
+             if p.exists()]
+    if not paths:
         return 0
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for path in paths
+               for line in path.read_text().splitlines() if line.strip()]
     sink = MlflowLogger(out_dir / ".replay", tracking_uri or default_uri(out_dir),
                         DEFAULT_EXPERIMENT)
     sink.out_dir = out_dir  # a failure here must not write a second pending file
@@ -514,5 +630,6 @@ def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
             sink._log_model(run_id, record["model"], record["register"])
         elif "end" in record:
             sink.client.set_terminated(run_id, record["end"])
-    path.unlink()
+    for path in paths:
+        path.unlink()
     return len(records)

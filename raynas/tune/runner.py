@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from raynas.evaluators import TrainingEvaluator
     from raynas.search.policy import Policy
+    from raynas.tracking.mlflow import TrialTracking
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ def run_tune(
     *,
     verbose: int = 1,
     callbacks: list | None = None,
+    trial_tracking: TrialTracking | None = None,
 ) -> TuneRun:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
@@ -99,7 +101,8 @@ def run_tune(
     TensorBoard events, checkpoints); ``<out_dir>/history.parquet`` gets one row per
     finished trial. If ``<out_dir>/tune`` holds an unfinished experiment, it is
     restored: the policy's state comes back and unfinished trials resume from
-    their checkpoints. ``callbacks`` are extra ``ray.tune.Callback`` s.
+    their checkpoints. ``callbacks`` are extra ``ray.tune.Callback`` s; with
+    ``trial_tracking`` every trial logs its own MLflow child run.
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
@@ -110,7 +113,8 @@ def run_tune(
     out_dir.mkdir(parents=True, exist_ok=True)
     experiment = out_dir / EXPERIMENT
     trainable = make_trainable(
-        evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every
+        evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every,
+        trial_tracking,
     )
     objective = policy.objective
     if objective.metric != evaluator.search_metric:

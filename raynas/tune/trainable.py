@@ -9,19 +9,22 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from raynas.evaluators import TrainingEvaluator
+    from raynas.tracking.mlflow import TrialTracking
 
 STATE_FILE = "state.pt"
 
 
 def train_architecture(
-    config: dict[str, Any], evaluator: TrainingEvaluator, checkpoint_every: int = 1
+    config: dict[str, Any], evaluator: TrainingEvaluator, checkpoint_every: int = 1,
+    tracking: TrialTracking | None = None,
 ) -> None:
     """Train ``config["arch"]`` with ``evaluator``; report every epoch and checkpoint
     every ``checkpoint_every`` epochs and after the last one.
 
     Use through :func:`make_trainable`. A retried or restored trial resumes from
     its last checkpoint (``tune.get_checkpoint()``). CPU training uses as many
-    threads as the trial has CPUs; a trial with a GPU trains on CUDA.
+    threads as the trial has CPUs; a trial with a GPU trains on CUDA. With
+    ``tracking``, the trial logs its own MLflow child run (per-epoch metrics).
     """
     import torch
     from ray import tune
@@ -37,8 +40,14 @@ def train_architecture(
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     evaluator.num_threads = max(1, int(cpus))
 
+    run = None
+    if tracking is not None:
+        run = tracking.open(tune.get_context().get_trial_id(), config["arch"])
+
     def on_epoch(metrics: dict[str, float], get_state) -> None:
         epoch = int(metrics["epoch"])
+        if run is not None:
+            run.log(metrics, epoch)
         if epoch % checkpoint_every and epoch != evaluator.epochs:
             tune.report(metrics)
             return
@@ -46,11 +55,19 @@ def train_architecture(
             torch.save(get_state(), os.path.join(folder, STATE_FILE))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
-    evaluator.fit(arch, on_epoch=on_epoch, state=state)
+    try:
+        evaluator.fit(arch, on_epoch=on_epoch, state=state)
+    except Exception:
+        if run is not None:
+            run.close("FAILED")
+        raise
+    if run is not None:
+        run.close()
 
 
 def make_trainable(
-    evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0, checkpoint_every: int = 1
+    evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0, checkpoint_every: int = 1,
+    tracking: TrialTracking | None = None,
 ):
     """The Tune trainable for ``evaluator``: resources per trial, data in the object store.
 
@@ -60,6 +77,8 @@ def make_trainable(
         gpus: GPUs per trial; fractions share a GPU (0.25: four trials per GPU).
         checkpoint_every: Epochs between checkpoints (the last epoch always gets one);
             a crashed trial loses at most this many epochs.
+        tracking: Each trial logs its own MLflow child run (see
+            :class:`~raynas.tracking.mlflow.TrialTracking`).
     """
     from ray import tune
 
@@ -68,6 +87,7 @@ def make_trainable(
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     trainable = tune.with_parameters(
-        train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every
+        train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every,
+        tracking=tracking,
     )
     return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
