@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from raynas.benchmarks.table import BenchmarkTable
 from raynas.types import Arch, Result
 
@@ -77,6 +79,12 @@ class TabularEvaluator:
             cost = float(self._cost[row]) if self._cost is not None else 0.0
             results.append(Result(metrics, cost=cost))
         return results
+
+    def values(self, metric: str) -> np.ndarray:
+        """Every architecture's ``metric`` (e.g. to normalise rewards by the table's range)."""
+        if metric not in self._keys:
+            raise KeyError(f"{metric!r} is not a metric of this evaluator; known: {self._keys}")
+        return np.asarray(self._columns[self._keys.index(metric)], dtype=float)
 
     def optimum(self, mode: str = "max") -> float:
         """Best report metric in the table (highest, or lowest for ``mode="min"``):
