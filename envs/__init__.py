@@ -21,6 +21,7 @@ Example:
 import gymnasium as gym
 
 from raynas.envs.nas_env import NASEnv, default_reward
+from raynas.envs.registration import make_nas, make_nb201, make_nb201_train
 from raynas.envs.rewards import NormalizedObjective, Range
 from raynas.envs.tasks import TaskNASEnv, make_task_envs
 from raynas.envs.wrappers import ADC, ADF, WeightedSum
@@ -44,5 +45,6 @@ def __getattr__(name: str):
 
 __all__ = [
     "ADC", "ADF", "IDS", "MultiAgentNASEnv", "NASEnv", "NormalizedObjective", "Range",
-    "TaskNASEnv", "WeightedSum", "default_reward", "make_task_envs",
+    "TaskNASEnv", "WeightedSum", "default_reward", "make_nas", "make_nb201", "make_nb201_train",
+    "make_task_envs",
 ]

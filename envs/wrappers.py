@@ -35,6 +35,16 @@ def _check_objectives(objectives: Mapping[str, str]) -> dict[str, str]:
     return dict(objectives)
 
 
+def table_ranges(env: gym.Env, metrics) -> dict[str, tuple[float, float]]:
+    """``{metric: (min, max)}`` over the whole table, if ``env``'s evaluator is a table
+    (has ``values``); else ``{}``."""
+    evaluator = getattr(env.unwrapped, "evaluator", None)
+    if not hasattr(evaluator, "values"):
+        return {}
+    return {m: (float(np.nanmin(evaluator.values(m))), float(np.nanmax(evaluator.values(m))))
+            for m in metrics}
+
+
 class _EpisodeReward(gym.Wrapper):
     """Rewrites the reward of each episode's last step from its metrics."""
 
@@ -118,7 +128,8 @@ class ADF(_EpisodeReward):
     Args:
         env: A NAS environment whose metrics hold every objective.
         objectives: ``{metric: mode}``, e.g. ``{"valid_acc": "max", "params": "min"}``.
-        ranges: ``{metric: (low, high)}`` of every objective.
+        ranges: ``{metric: (low, high)}`` of every objective; default: the table's
+            ranges, when the environment's evaluator is a table.
         fixed: The objective whose target does not move (default: the first).
         anneal_episodes: Episodes for a target to cross its range.
         band: Width of the falling (or rising) edge past a moving target, as a
@@ -127,10 +138,11 @@ class ADF(_EpisodeReward):
     """
 
     def __init__(self, env: gym.Env, objectives: Mapping[str, str],
-                 ranges: Mapping[str, tuple[float, float]], fixed: str | None = None,
+                 ranges: Mapping[str, tuple[float, float]] | None = None, fixed: str | None = None,
                  anneal_episodes: int = 1000, band: float = 0.2, power: float = 1.0) -> None:
         super().__init__(env)
         self.objectives = _check_objectives(objectives)
+        ranges = dict(ranges or table_ranges(env, self.objectives))
         missing = set(self.objectives) - set(ranges)
         if missing:
             raise ValueError(f"ADF needs a (low, high) range for {sorted(missing)}")

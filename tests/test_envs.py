@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import raynas.envs
-from raynas.envs import ADC, ADF, IDS, NASEnv, WeightedSum, make_task_envs
+from raynas.envs import ADC, ADF, IDS, NASEnv, WeightedSum, make_nb201, make_task_envs
 from raynas.evaluators import FunctionEvaluator
 from raynas.spaces import NB201Space
 from raynas.spaces.custom import CustomSpace
@@ -59,7 +58,7 @@ def test_every_registered_id_passes_gymnasiums_checker(env_id, table_path):
 
 
 def test_nb201_episode_observations_and_table_normalised_reward(nb201_table):
-    env = raynas.envs.registration.make_nb201(nb201_table)
+    env = make_nb201(nb201_table)
     trajectory = run_episode(env, [3, 2, 1, 4, 0, 3])
     obs0 = trajectory[0][0]
     n, k = 6, 5
@@ -294,3 +293,12 @@ def test_the_rllib_ppo_example_prints_the_architecture_it_found(table_path):
     line = next(x for x in proc.stdout.splitlines() if x.startswith("best architecture"))
     NB201Space().from_str(line.split(": ", 1)[1])  # a valid NB201 string
     assert "test_acc" in proc.stdout and "table best 89.16" in proc.stdout
+
+
+def test_adf_takes_its_ranges_from_the_table(nb201_table):
+    env = ADF(make_nb201(nb201_table), {"valid_acc": "max", "params": "min"})
+    assert env.ranges["params"].low == pytest.approx(0.0733, abs=1e-4)
+    assert env.ranges["params"].high == pytest.approx(1.5315, abs=1e-4)
+    assert env.targets()["params"] == env.ranges["params"].low  # starts at the smallest nets
+    with pytest.raises(ValueError, match="needs a .low, high. range"):
+        ADF(toy_env(), {"score": "max", "size": "min"})
