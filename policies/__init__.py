@@ -1,8 +1,8 @@
 """Search policies, all behind one ask/tell interface (:class:`raynas.search.Policy`).
 
 Registered names (:func:`make_policy`): ``random``, ``rea`` (regularized
-evolution), ``ls`` (local search) and ``tpe`` (Optuna's TPE, a peer; needs the
-``optuna`` extra).
+evolution), ``ls`` (local search), ``tpe`` (Optuna's TPE, a peer; needs the
+``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS).
 
 Example:
     >>> from raynas.policies import make_policy
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from raynas.errors import unknown_name
 from raynas.policies.local_search import LocalSearch
+from raynas.policies.manas import MANAS, MANASLS
 from raynas.policies.random_search import RandomSearch
 from raynas.policies.regularized_evolution import RegularizedEvolution
 from raynas.policies.tpe import TPE
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from raynas.types import Objective
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE)
+    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS)
 }
 
 
@@ -49,6 +50,8 @@ def make_policy(
 
 
 __all__ = [
+    "MANAS",
+    "MANASLS",
     "POLICIES",
     "TPE",
     "LocalSearch",

@@ -1,0 +1,114 @@
+"""MANAS and MANAS-LS: update rules, and the Ray actor backend against the in-process one."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from raynas.evaluators import FunctionEvaluator, TabularEvaluator
+from raynas.policies import MANAS, MANASLS
+from raynas.policies.manas import EdgeAgents, zipf
+from raynas.search import Budget, Callback, Search
+from raynas.spaces.custom import CustomSpace
+from raynas.types import Objective, Result
+
+TWO_EDGES = CustomSpace("two", {"e0": ["a", "b"], "e1": ["a", "b", "c"]})
+
+
+def test_exp3_update_by_hand():
+    agents = EdgeAgents([2], seeds=[0], rule="exp3", eta=1.0, gamma=0.1)
+    assert agents.probabilities()[0].tolist() == [0.5, 0.5]
+    agents.update_exp3([[1]], [0.5])  # importance weight 1 / 0.5: B = [0, 1]
+    assert agents.scores[0].tolist() == [0.0, 1.0]
+    softmax = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+    np.testing.assert_allclose(agents.probabilities()[0], 0.9 * softmax + 0.05)
+    agents.update_exp3([[0], [0]], [1.0, 0.0])  # one batch: both with the same probabilities
+    p0 = 0.9 * softmax[0] + 0.05
+    assert agents.scores[0][0] == pytest.approx(1.0 / p0)
+
+
+def test_zipf_sampling_by_rank():
+    h3 = 1 + 1 / 2 + 1 / 3
+    np.testing.assert_allclose(zipf(np.array([0.2, -1.0, 3.0])), [1 / (2 * h3), 1 / (3 * h3), 1 / h3])
+    assert zipf(np.zeros(4)).tolist() == sorted(zipf(np.zeros(4)).tolist(), reverse=True)  # ties
+
+
+def test_least_squares_recovers_additive_contributions():
+    truth = [np.array([0.0, 2.0]), np.array([1.0, 0.0, 3.0])]
+    policy = MANASLS(TWO_EDGES, seed=0, objective=Objective("score"))
+    archs = [(a, b) for a in range(2) for b in range(3)]
+    policy.tell(archs, [Result({"score": truth[0][a] + truth[1][b]}) for a, b in archs])
+    fitted = policy.contributions()
+    for est, true in zip(fitted, truth):  # up to a constant per edge
+        np.testing.assert_allclose(est - est.mean(), true - true.mean(), atol=1e-3)
+    probs = policy.probabilities()
+    np.testing.assert_allclose(probs[0], zipf(truth[0]))  # "b" ranks first on edge 0
+    np.testing.assert_allclose(probs[1], zipf(truth[1]))
+
+
+def test_manas_moves_probability_to_the_better_op():
+    evaluator = FunctionEvaluator(lambda arch: {"score": float(arch[0] == 1) + 0.1 * arch[1]},
+                                  "score")
+    policy = MANAS(TWO_EDGES, seed=0, objective=Objective("score"), eta=0.5)
+    Search(TWO_EDGES, policy, evaluator, Budget(max_queries=6), max_repeats=200).run()
+    for _ in range(100):  # the cache answers repeats; keep telling the policy
+        arch = policy.ask(1)
+        policy.tell(arch, evaluator.evaluate(arch))
+    assert policy.probabilities()[0][1] > 0.9
+
+
+# ------------------------------------------------------------------ actors
+@pytest.fixture(scope="module")
+def ray_2cpus():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
+class _KillAgentActor(Callback):
+    """SIGKILLs one agent-group actor's process after ``step`` search steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.killed = step, None
+
+    def on_step(self, search, rows):
+        if search.step == self.step:
+            self.killed = search.policy.agents.pids()[1]
+            os.kill(self.killed, signal.SIGKILL)
+
+
+def _archs(policy, table, queries=60, callbacks=()):
+    evaluator = TabularEvaluator(table, "cifar10")
+    result = Search(table.space, policy, evaluator, Budget(max_queries=queries),
+                    callbacks=list(callbacks)).run()
+    return result.history["arch"].to_pylist(), policy
+
+
+@pytest.mark.parametrize("cls", [MANAS, MANASLS], ids=["manas", "manas-ls"])
+def test_actor_backend_equals_the_vectorised_backend(cls, ray_2cpus, nb201_table):
+    local, _ = _archs(cls(nb201_table.space, seed=3), nb201_table)
+    actors, policy = _archs(cls(nb201_table.space, seed=3, backend="actors", edges_per_actor=2),
+                            nb201_table)
+    assert len(policy.agents.actors) == 3  # 6 edges in blocks of 2
+    assert actors == local
+    local_state = cls(nb201_table.space, seed=3)
+    _archs(local_state, nb201_table)
+    np.testing.assert_allclose(np.concatenate(policy.probabilities()),
+                               np.concatenate(local_state.probabilities()))
+
+
+def test_a_killed_agent_actor_resumes_with_its_state(ray_2cpus, nb201_table):
+    local, _ = _archs(MANAS(nb201_table.space, seed=5), nb201_table)
+    kill = _KillAgentActor(step=25)
+    policy = MANAS(nb201_table.space, seed=5, backend="actors", edges_per_actor=2)
+    before = policy.agents.pids()
+    actors, policy = _archs(policy, nb201_table, callbacks=[kill])
+    assert kill.killed == before[1]
+    after = policy.agents.pids()
+    assert after[1] != before[1] and after[0] == before[0]  # only the dead one restarted
+    assert actors == local  # nothing of its state was lost
