@@ -27,7 +27,7 @@ def _raynas(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def bench_run(tmp_path_factory, table_path):
     out = tmp_path_factory.mktemp("bench")
     args = ("bench", "--benchmark", str(table_path), "--datasets", "cifar10,imagenet16_120",
-            "--policies", "random,rea,ls,tpe", "--seeds", "2", "--budget", "30",
+            "--policies", "random,rea,ls,tpe,manas,manas-ls", "--seeds", "2", "--budget", "30",
             "--out", str(out), "--num-cpus", "2")
     proc = _raynas(*args)
     return out, args, proc
@@ -37,15 +37,17 @@ def test_bench_writes_curves_summary_and_plot(bench_run):
     out, _, proc = bench_run
     curves = pq.read_table(out / "curves.parquet")
     assert tuple(curves.column_names) == CURVE_COLUMNS
-    # 4 policies x 2 datasets x 2 seeds x 30 queries
-    assert curves.num_rows == 4 * 2 * 2 * 30
+    # 6 policies x 2 datasets x 2 seeds x 30 queries
+    assert curves.num_rows == 6 * 2 * 2 * 30
     df = curves.to_pandas()
     assert (df["regret"] >= 0).all()
     # regret never grows: the incumbent only improves on validation... and reports its test
     for _, run in df.groupby(["policy", "dataset", "seed"]):
         assert run["valid_acc"].is_monotonic_increasing
     summary = (out / "summary.md").read_text()
-    assert "| policy | @25 | @30 |" in summary and "| tpe |" in summary
+    assert "| policy | @25 | @30 |" in summary and "| tpe |" in summary and "| manas-ls |" in summary
+    # the evaluated architectures' own validation regret (for cumulative regret)
+    assert (df["sampled_regret"] >= 0).all()
     assert "search on `valid_acc`, report `test_acc`" in summary
     assert (out / "regret.png").stat().st_size > 10_000
     assert "wrote" in proc.stdout
@@ -60,7 +62,7 @@ def test_bench_is_deterministic_and_resumes(bench_run, tmp_path):
     for path in removed:
         path.unlink()
     proc = _raynas(*args)
-    assert "resuming: 12 of 16 searches already on disk" in proc.stderr
+    assert "resuming: 20 of 24 searches already on disk" in proc.stderr
     assert all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert pq.read_table(out / "curves.parquet").equals(first)
 
@@ -275,7 +277,7 @@ def test_bench_on_an_error_table_minimises(bench_run, table_path, tmp_path):
     pq.write_table(errors, tmp_path / "errors.parquet")
     out = tmp_path / "bench"
     _raynas("bench", "--benchmark", str(tmp_path / "errors.parquet"), "--datasets", "cifar10",
-            "--policies", "random,rea,ls,tpe", "--seeds", "2", "--budget", "30",
+            "--policies", "random,rea,ls,tpe,manas,manas-ls", "--seeds", "2", "--budget", "30",
             "--search-metric", "valid_err", "--report-metric", "test_err", "--mode", "min",
             "--out", str(out), "--num-cpus", "2")
     minimised = pq.read_table(out / "curves.parquet").to_pandas()
