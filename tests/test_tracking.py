@@ -245,3 +245,29 @@ def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http)
         assert not list(out.rglob(PENDING_FILE))  # everything reached the server
     finally:
         _stop(server)
+
+
+def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, fast_failing_http):
+    from raynas.tracking.mlflow import MlflowLogger, TrialTracking
+
+    dead_uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    driver = MlflowLogger(tmp_path, dead_uri)
+    parent = driver.start_run({"policy": "rea"}, {}, "search")  # kept locally
+    tracking = TrialTracking(dead_uri, "raynas", parent, str(tmp_path / "tune"))
+    run = tracking.open("abc123", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")
+    for epoch in (1, 2):
+        run.log({"valid_acc": 50.0 + epoch, "epoch": float(epoch)}, epoch)
+    run.close()
+    driver.end_run(parent)
+    assert (tmp_path / "tune" / "trial_abc123" / PENDING_FILE).exists()
+
+    assert replay_pending(tmp_path) == 6  # the driver's 2 records, then the trial's 4
+    assert not list(tmp_path.rglob(PENDING_FILE))
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    (search,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (trial,) = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert trial.data.tags["mlflow.parentRunId"] == search.info.run_id  # relinked on replay
+    assert trial.data.tags["raynas.trial_id"] == "abc123" and trial.info.status == "FINISHED"
+    history = client.get_metric_history(trial.info.run_id, "valid_acc")
+    assert sorted((m.step, m.value) for m in history) == [(1, 51.0), (2, 52.0)]
