@@ -146,6 +146,7 @@ class DAGCell(nn.Module):
     ) -> None:
         super().__init__()
         self.edges = list(edges)
+        self.c, self.reduce_inputs = c, reduce_inputs  # a supernet rebuilds the edges' ops
         self.num_inputs = num_inputs
         self.num_nodes = max(dst for _, dst in edges) + 1
         self.output = output

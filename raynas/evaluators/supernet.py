@@ -1,0 +1,199 @@
+"""Weight-sharing supernets: every architecture of a cell space is a path through one network.
+
+* :class:`Supernet` — ``space.build`` with every edge's op replaced by a
+  :class:`ChoiceOp` holding all candidate ops. In ``sampled`` mode only the chosen
+  op of each edge runs forward and backward (MANAS: memory O(N) in the number of
+  edges); in ``mixed`` mode every op runs, weighted by a softmax over
+  architecture parameters (the DARTS baseline: memory O(N·K)).
+* :class:`SupernetEvaluator` — an evaluator whose ``evaluate(arch)`` trains the
+  shared weights for ``steps`` SGD steps on that architecture's path and returns
+  the path's validation accuracy: MANAS's reward, after its step 5 (the shared
+  weights move with every evaluation, so results are not cached).
+* :func:`run_supernet_search` — MANAS's Algorithm 1 with any policy: sample, train
+  the path, reward the agents; the derived architecture is the policy's most
+  likely one, retrained from scratch by a :class:`~raynas.evaluators.TrainingEvaluator`.
+
+Cell spaces only (NB201, TransNAS micro, DARTS): the network's cells must be
+:class:`~raynas.spaces.ops.DAGCell` s. In DARTS, reduction cells take the second
+half of the decisions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from raynas.spaces.ops import DAGCell, make_op
+from raynas.types import Arch, Result
+
+
+class ChoiceOp(nn.Module):
+    """All candidate ops of one edge; runs the chosen one, or a weighted mixture."""
+
+    def __init__(self, candidates: Sequence[nn.Module], decision: int) -> None:
+        super().__init__()
+        self.candidates = nn.ModuleList(candidates)
+        self.decision = decision
+        self.choice = 0
+        self.weights: torch.Tensor | None = None  # mixed mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weights is None:
+            return self.candidates[self.choice](x)
+        return sum(w * op(x) for w, op in zip(self.weights, self.candidates))
+
+
+class Supernet(nn.Module):
+    """Every architecture of ``space`` as a path through one network (see the module doc).
+
+    Args:
+        space: A cell space (NB201, TransNAS micro or DARTS).
+        num_classes: Classifier outputs.
+        in_channels: Input channels.
+        mode: ``sampled`` (one op per edge runs) or ``mixed`` (all ops, softmax-weighted
+            by :attr:`alphas`, one row per decision).
+    """
+
+    def __init__(self, space, num_classes: int, in_channels: int = 3, mode: str = "sampled") -> None:
+        super().__init__()
+        if mode not in ("sampled", "mixed"):
+            raise ValueError(f"mode must be 'sampled' or 'mixed', got {mode!r}")
+        self.space, self.mode = space, mode
+        self.net = space.build(tuple(0 for _ in space.num_choices), num_classes, in_channels)
+        names = space.decisions[0].choices
+        self.choice_ops: list[ChoiceOp] = []
+        for cell in (m for m in self.net.modules() if isinstance(m, DAGCell)):
+            offset = len(cell.edges) if cell.reduce_inputs else 0
+            for j, (src, _) in enumerate(cell.edges):
+                stride = 2 if cell.reduce_inputs and src < cell.num_inputs else 1
+                op = ChoiceOp([make_op(name, cell.c, stride) for name in names], offset + j)
+                cell.ops[j] = op
+                self.choice_ops.append(op)
+        if not self.choice_ops:
+            raise ValueError(f"{space.name}: no DAG cells to share weights in")
+        self.alphas = nn.Parameter(1e-3 * torch.randn(len(space.num_choices), len(names)),
+                                   requires_grad=mode == "mixed")
+
+    def set_arch(self, arch: Arch) -> None:
+        """Route every edge through the op ``arch`` chooses (sampled mode)."""
+        arch = self.space.validate(arch)
+        for op in self.choice_ops:
+            op.choice, op.weights = arch[op.decision], None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.mode == "mixed":
+            weights = torch.softmax(self.alphas, dim=-1)
+            for op in self.choice_ops:
+                op.weights = weights[op.decision]
+        return self.net(x)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name != "alphas"]
+
+    def derived(self) -> Arch:
+        """The mixed supernet's architecture: the largest alpha per decision."""
+        return tuple(int(i) for i in self.alphas.argmax(dim=-1))
+
+
+class SupernetEvaluator:
+    """Score architectures as paths of a shared, continuously trained supernet.
+
+    ``evaluate([arch])`` trains the shared weights for ``steps`` SGD steps on
+    ``arch``'s path (training batches continue across calls), then measures that
+    path's validation accuracy (``valid_acc``) and loss. Deterministic from ``seed``
+    and the sequence of calls.
+
+    Args:
+        space: A cell space.
+        data: Train/valid/test splits.
+        steps: SGD steps per evaluation (50 in NPG-NAS's fine-tuning).
+        lr, momentum, weight_decay, batch_size: The shared weights' SGD.
+        seed: Seeds the weights and the batch order.
+    """
+
+    search_metric = "valid_acc"
+    report_metric = "valid_acc"  # a supernet path has no test score worth reporting
+
+    def __init__(self, space, data, *, steps: int = 10, lr: float = 0.05, momentum: float = 0.9,
+                 weight_decay: float = 3e-4, batch_size: int = 64, seed: int = 0) -> None:
+        if steps < 1 or batch_size < 1:
+            raise ValueError("need steps >= 1 and batch_size >= 1")
+        torch.manual_seed(seed)
+        self.space, self.data, self.steps, self.batch_size = space, data, steps, batch_size
+        self.supernet = Supernet(space, data.num_classes, data.in_channels)
+        self.optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=lr,
+                                         momentum=momentum, weight_decay=weight_decay)
+        self.rng = np.random.default_rng(seed)
+        self._order, self._cursor = self.rng.permutation(len(data.train_y)), 0
+        self.evaluations = 0
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._cursor + self.batch_size > len(self._order):
+            self._order, self._cursor = self.rng.permutation(len(self.data.train_y)), 0
+        idx = torch.as_tensor(self._order[self._cursor : self._cursor + self.batch_size])
+        self._cursor += self.batch_size
+        return self.data.train_x[idx], self.data.train_y[idx]
+
+    def train_path(self, arch: Arch) -> float:
+        """``steps`` SGD steps on ``arch``'s path; the mean training loss."""
+        self.supernet.set_arch(arch)
+        self.supernet.train()
+        losses = []
+        for _ in range(self.steps):
+            x, y = self._batch()
+            loss = nn.functional.cross_entropy(self.supernet(x), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def validate(self, arch: Arch) -> tuple[float, float]:
+        """Validation accuracy (%) and loss of ``arch``'s path."""
+        self.supernet.set_arch(arch)
+        self.supernet.eval()
+        logits = self.supernet(self.data.valid_x)
+        loss = nn.functional.cross_entropy(logits, self.data.valid_y).item()
+        accuracy = (logits.argmax(1) == self.data.valid_y).float().mean().item() * 100
+        return accuracy, loss
+
+    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+        results = []
+        for arch in archs:
+            start = time.perf_counter()
+            train_loss = self.train_path(arch)
+            valid_acc, valid_loss = self.validate(arch)
+            self.evaluations += 1
+            results.append(Result({"valid_acc": valid_acc, "valid_loss": valid_loss,
+                                   "train_loss": train_loss}, cost=time.perf_counter() - start))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        return {"evaluator": "supernet", "space": self.space.name, "steps": self.steps,
+                "batch_size": self.batch_size}
+
+
+def run_supernet_search(policy, evaluator: SupernetEvaluator, steps: int,
+                        retrain=None) -> dict[str, Any]:
+    """MANAS's loop: ``steps`` times, the policy samples an architecture, the supernet
+    trains its path and the path's validation accuracy rewards the policy. The
+    derived architecture is the policy's most likely one; with ``retrain`` (a
+    training evaluator) it is trained from scratch and its test accuracy reported.
+
+    Returns ``{"derived": arch string, "rewards": [...], "retrained": metrics | None}``.
+    """
+    rewards = []
+    for _ in range(steps):
+        archs = policy.ask(1)
+        results = evaluator.evaluate(archs)
+        policy.tell(archs, results)
+        rewards.append(results[0].metrics["valid_acc"])
+    derived = tuple(int(np.argmax(p)) for p in policy.probabilities())
+    retrained = dict(retrain.evaluate([derived])[0].metrics) if retrain is not None else None
+    return {"derived": evaluator.space.to_str(derived), "rewards": rewards, "retrained": retrained}
