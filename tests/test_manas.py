@@ -165,3 +165,18 @@ def test_manas_on_a_supernet_learns_on_digits():
     assert np.mean(out["rewards"][-4:]) > np.mean(out["rewards"][:2]) + 20  # shared weights learn
     space.from_str(out["derived"])
     assert out["retrained"]["test_acc"] > 40  # retrained from scratch; chance is 10 %
+
+
+def test_mixed_op_darts_baseline_derives_an_architecture_on_digits():
+    from raynas.data import load_digits
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.evaluators.supernet import run_mixed_search
+    from raynas.spaces import NB201Space
+
+    space = NB201Space(channels=4, cells_per_stage=1)
+    data = load_digits(input_size=8)
+    out = run_mixed_search(space, data, steps=15, batch_size=128,
+                           retrain=TrainingEvaluator(space, data, epochs=4))
+    assert np.mean(out["valid_acc"][-3:]) > np.mean(out["valid_acc"][:2]) + 20
+    space.from_str(out["derived"])
+    assert out["retrained"]["test_acc"] > 40
