@@ -180,3 +180,21 @@ def test_mixed_op_darts_baseline_derives_an_architecture_on_digits():
     assert np.mean(out["valid_acc"][-3:]) > np.mean(out["valid_acc"][:2]) + 20
     space.from_str(out["derived"])
     assert out["retrained"]["test_acc"] > 40
+
+
+def test_actor_backend_state_round_trip_and_supernet_search(ray_2cpus, nb201_table):
+    from raynas.data import load_digits
+    from raynas.evaluators.supernet import SupernetEvaluator, run_supernet_search
+    from raynas.spaces import NB201Space
+
+    policy = MANAS(nb201_table.space, seed=1, backend="actors", edges_per_actor=4)
+    _archs(policy, nb201_table, queries=20)
+    state = policy.state_dict()
+    twin = MANAS(nb201_table.space, seed=99, backend="actors", edges_per_actor=4)
+    twin.load_state_dict(state)
+    assert twin.ask(5) == policy.ask(5)  # the agents' generators and scores came back
+
+    space = NB201Space(channels=4, cells_per_stage=1)
+    out = run_supernet_search(MANAS(space, seed=0, backend="actors"),
+                              SupernetEvaluator(space, load_digits(input_size=8), steps=2), steps=4)
+    assert len(out["rewards"]) == 4 and space.from_str(out["derived"])
