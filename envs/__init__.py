@@ -20,6 +20,7 @@ Example:
 
 import gymnasium as gym
 
+from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward
 from raynas.envs.nas_env import NASEnv, default_reward
 from raynas.envs.registration import make_nas, make_nb201, make_nb201_train
 from raynas.envs.rewards import NormalizedObjective, Range
@@ -44,7 +45,8 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "ADC", "ADF", "IDS", "MultiAgentNASEnv", "NASEnv", "NormalizedObjective", "Range",
+    "ADC", "ADCReward", "ADF", "ADFReward", "IDS", "MultiAgentNASEnv", "NASEnv",
+    "NormalizedObjective", "Range", "WeightedSumReward",
     "TaskNASEnv", "WeightedSum", "default_reward", "make_nas", "make_nb201", "make_nb201_train",
     "make_task_envs",
 ]

@@ -23,16 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from raynas.envs.rewards import Range
-
-
-def _check_objectives(objectives: Mapping[str, str]) -> dict[str, str]:
-    if len(objectives) < 2:
-        raise ValueError(f"need >= 2 objectives, got {dict(objectives)}")
-    for metric, mode in objectives.items():
-        if mode not in ("max", "min"):
-            raise ValueError(f"objective {metric!r}: mode must be 'max' or 'min', got {mode!r}")
-    return dict(objectives)
+from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward, check_objectives
 
 
 def table_ranges(env: gym.Env, metrics) -> dict[str, tuple[float, float]]:
@@ -46,7 +37,8 @@ def table_ranges(env: gym.Env, metrics) -> dict[str, tuple[float, float]]:
 
 
 class _EpisodeReward(gym.Wrapper):
-    """Rewrites the reward of each episode's last step from its metrics."""
+    """Rewrites the reward of each episode's last step from its metrics, with the
+    ``reward(metrics) -> (reward, info)`` and ``state()`` of a reward class mixed in."""
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -57,23 +49,9 @@ class _EpisodeReward(gym.Wrapper):
             reward, info = 0.0, {**info, **self.state()}
         return obs, float(reward), terminated, truncated, info
 
-    def reward(self, metrics: Mapping[str, float]) -> tuple[float, dict[str, Any]]:
-        raise NotImplementedError
 
-    def state(self) -> dict[str, Any]:
-        return {}
-
-
-class WeightedSum(_EpisodeReward):
-    """Weighted sum of normalised objectives (each in [0, 1], 1 = best).
-
-    Args:
-        env: A NAS environment whose metrics hold every objective.
-        objectives: ``{metric: mode}``.
-        ranges: ``{metric: (low, high)}`` for normalising; a metric without one uses
-            the running range of what was seen.
-        weights: Initial weights (summing to 1), one per objective.
-        schedule: Optional ``episode -> weights``; called before each episode's reward.
+class WeightedSum(_EpisodeReward, WeightedSumReward):
+    """:class:`~raynas.envs.mo_rewards.WeightedSumReward` on an environment's episodes.
 
     Example:
         >>> env = WeightedSum(nas_env, {"valid_acc": "max", "params": "min"},   # doctest: +SKIP
@@ -84,152 +62,27 @@ class WeightedSum(_EpisodeReward):
                  ranges: Mapping[str, tuple[float, float]] | None = None,
                  weights: Sequence[float] | None = None,
                  schedule: Callable[[int], Sequence[float]] | None = None) -> None:
-        super().__init__(env)
-        self.objectives = _check_objectives(objectives)
-        ranges = ranges or {}
-        self.ranges = {m: Range(*ranges[m]) if m in ranges else Range() for m in self.objectives}
-        self.schedule = schedule
-        self.episode = 0
-        self.set_weights(weights if weights is not None else [1 / len(self.objectives)] * len(
-            self.objectives))
-
-    def set_weights(self, weights: Sequence[float]) -> None:
-        weights = np.asarray(weights, dtype=float)
-        if weights.shape != (len(self.objectives),) or np.any(weights < 0) or weights.sum() <= 0:
-            raise ValueError(f"need {len(self.objectives)} non-negative weights, got {weights}")
-        self.weights = weights / weights.sum()
-
-    def reward(self, metrics):
-        if self.schedule is not None:
-            self.set_weights(self.schedule(self.episode))
-        self.episode += 1
-        total = 0.0
-        for w, (metric, mode) in zip(self.weights, self.objectives.items()):
-            self.ranges[metric].observe(metrics[metric])
-            total += w * self.ranges[metric].normalize(metrics[metric], mode)
-        return total, self.state()
-
-    def state(self):
-        return {"weights": dict(zip(self.objectives, self.weights.tolist()))}
+        _EpisodeReward.__init__(self, env)
+        WeightedSumReward.__init__(self, check_objectives(objectives), ranges, weights, schedule)
 
 
-class ADF(_EpisodeReward):
-    """Annealed desirability function (Derringer–Suich), one target per objective.
-
-    Each objective gets a one-sided desirability in [0, 1]: for ``max``,
-    0 below ``low`` rising to 1 at the target; for ``min``, 1 below the target
-    falling to 0 at ``target + band · (high − low)``. The reward is the geometric
-    mean of the desirabilities. The ``fixed`` objective keeps its target (its best
-    end, e.g. the highest accuracy); every other objective's target moves
-    monotonically across its range over ``anneal_episodes`` (for ``min``, from its
-    lowest to its highest value: from small networks to large), so the rewarded
-    region sweeps the front.
-
-    Args:
-        env: A NAS environment whose metrics hold every objective.
-        objectives: ``{metric: mode}``, e.g. ``{"valid_acc": "max", "params": "min"}``.
-        ranges: ``{metric: (low, high)}`` of every objective; default: the table's
-            ranges, when the environment's evaluator is a table.
-        fixed: The objective whose target does not move (default: the first).
-        anneal_episodes: Episodes for a target to cross its range.
-        band: Width of the falling (or rising) edge past a moving target, as a
-            fraction of its range.
-        power: Derringer–Suich exponent ``s``.
-    """
+class ADF(_EpisodeReward, ADFReward):
+    """:class:`~raynas.envs.mo_rewards.ADFReward` on an environment's episodes; the
+    ranges default to the table's when the environment's evaluator is a table."""
 
     def __init__(self, env: gym.Env, objectives: Mapping[str, str],
-                 ranges: Mapping[str, tuple[float, float]] | None = None, fixed: str | None = None,
-                 anneal_episodes: int = 1000, band: float = 0.2, power: float = 1.0) -> None:
-        super().__init__(env)
-        self.objectives = _check_objectives(objectives)
-        ranges = dict(ranges or table_ranges(env, self.objectives))
-        missing = set(self.objectives) - set(ranges)
+                 ranges: Mapping[str, tuple[float, float]] | None = None, **kwargs: Any) -> None:
+        _EpisodeReward.__init__(self, env)
+        ranges = dict(ranges or table_ranges(env, objectives))
+        missing = set(objectives) - set(ranges)
         if missing:
             raise ValueError(f"ADF needs a (low, high) range for {sorted(missing)}")
-        self.ranges = {m: Range(*ranges[m]) for m in self.objectives}
-        self.fixed = fixed or next(iter(self.objectives))
-        if self.fixed not in self.objectives:
-            raise ValueError(f"fixed objective {self.fixed!r} is not one of {list(self.objectives)}")
-        if anneal_episodes < 1 or not 0 < band <= 1 or power <= 0:
-            raise ValueError("need anneal_episodes >= 1, 0 < band <= 1 and power > 0")
-        self.anneal_episodes, self.band, self.power = anneal_episodes, band, power
-        self.episode = 0
-
-    def progress(self) -> float:
-        """How far the moving targets are through their ranges, 0 to 1."""
-        return min(1.0, self.episode / self.anneal_episodes)
-
-    def targets(self) -> dict[str, float]:
-        """The current target of every objective."""
-        out = {}
-        for metric, mode in self.objectives.items():
-            r = self.ranges[metric]
-            best, worst = (r.high, r.low) if mode == "max" else (r.low, r.high)
-            out[metric] = best if metric == self.fixed else best + (worst - best) * self.progress()
-        return out
-
-    def desirability(self, metric: str, value: float) -> float:
-        mode, r = self.objectives[metric], self.ranges[metric]
-        target, width = self.targets()[metric], self.band * (r.high - r.low)
-        if mode == "max":
-            lower = r.low if metric == self.fixed else target - width
-            if value >= target:
-                return 1.0
-            return 0.0 if value <= lower else ((value - lower) / (target - lower)) ** self.power
-        upper = r.high if metric == self.fixed else target + width
-        if value <= target:
-            return 1.0
-        return 0.0 if value >= upper else ((upper - value) / (upper - target)) ** self.power
-
-    def reward(self, metrics):
-        values = [self.desirability(m, metrics[m]) for m in self.objectives]
-        reward = float(np.prod(values) ** (1 / len(values)))
-        info = self.state()
-        self.episode += 1
-        return reward, info
-
-    def state(self):
-        return {"targets": self.targets(), "anneal_progress": self.progress()}
+        ADFReward.__init__(self, objectives, ranges, **kwargs)
 
 
-class ADC(_EpisodeReward):
-    """Pareto-dominance reward against the archive of evaluated architectures.
-
-    ``r(a) = (#archive points a dominates − #archive points dominating a) / |archive|``,
-    plus ``bonus`` when ``a`` joins the front (nothing in the archive dominates it).
-    The archive is the non-dominated set of everything evaluated so far, updated
-    after each episode, so the reward is non-stationary: the front expands in bands.
-
-    Args:
-        env: A NAS environment whose metrics hold every objective.
-        objectives: ``{metric: mode}``.
-        bonus: Extra reward for a new non-dominated point.
-    """
+class ADC(_EpisodeReward, ADCReward):
+    """:class:`~raynas.envs.mo_rewards.ADCReward` on an environment's episodes."""
 
     def __init__(self, env: gym.Env, objectives: Mapping[str, str], bonus: float = 0.5) -> None:
-        super().__init__(env)
-        self.objectives = _check_objectives(objectives)
-        self.signs = np.array([1.0 if m == "max" else -1.0 for m in self.objectives.values()])
-        self.bonus = bonus
-        self.archive = np.zeros((0, len(self.objectives)))  # stored as maximisation
-
-    def reward(self, metrics):
-        point = np.array([metrics[m] for m in self.objectives]) * self.signs
-        a = self.archive
-        dominates = np.all(point >= a, axis=1) & np.any(point > a, axis=1)
-        dominated = np.all(a >= point, axis=1) & np.any(a > point, axis=1)
-        reward = 0.0
-        if len(a):
-            reward = (int(dominates.sum()) - int(dominated.sum())) / len(a)
-        new = not dominated.any() and not np.any(np.all(a == point, axis=1))
-        if new:
-            reward += self.bonus
-            self.archive = np.vstack([a[~dominates], point])
-        return reward, {**self.state(), "joined_front": bool(new)}
-
-    def front(self) -> np.ndarray:
-        """The archive in the objectives' own units (one row per point)."""
-        return self.archive * self.signs
-
-    def state(self):
-        return {"archive_size": len(self.archive)}
+        _EpisodeReward.__init__(self, env)
+        ADCReward.__init__(self, objectives, bonus)

@@ -1,0 +1,210 @@
+"""Multi-objective rewards: an architecture's metrics -> (scalar reward, state).
+
+Plain objects, shared by the gymnasium wrappers (:mod:`raynas.envs.wrappers`) and
+by policies (NPG) that score evaluations themselves. All three are non-stationary:
+the weights, the targets or the archive change with every reward given.
+
+* :class:`WeightedSumReward` — Σ wᵢ · normᵢ(metricᵢ), the weights may change.
+* :class:`ADFReward` — annealed desirability (Derringer–Suich): the targets of all
+  objectives but one sweep their range, so the rewarded region traces the front.
+* :class:`ADCReward` — Pareto dominance against the archive of what was evaluated.
+
+Objectives are ``{metric: "max" | "min"}``; ranges are ``{metric: (low, high)}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from raynas.envs.rewards import Range
+
+
+def check_objectives(objectives: Mapping[str, str], minimum: int = 2) -> dict[str, str]:
+    if len(objectives) < minimum:
+        raise ValueError(f"need >= {minimum} objectives, got {dict(objectives)}")
+    for metric, mode in objectives.items():
+        if mode not in ("max", "min"):
+            raise ValueError(f"objective {metric!r}: mode must be 'max' or 'min', got {mode!r}")
+    return dict(objectives)
+
+
+class WeightedSumReward:
+    """Weighted sum of normalised objectives (each in [0, 1], 1 = best).
+
+    Args:
+        objectives: ``{metric: mode}``.
+        ranges: ``{metric: (low, high)}`` for normalising; a metric without one uses
+            the running range of what was seen.
+        weights: Initial weights (summing to 1), one per objective.
+        schedule: Optional ``episode -> weights``; called before each episode's reward.
+
+    Example:
+        >>> reward = WeightedSumReward({"acc": "max", "params": "min"},
+        ...                            ranges={"acc": (0, 100), "params": (0, 2)})
+        >>> float(reward.reward({"acc": 80.0, "params": 0.5})[0])
+        0.775
+    """
+
+    def __init__(self, objectives: Mapping[str, str],
+                 ranges: Mapping[str, tuple[float, float]] | None = None,
+                 weights: Sequence[float] | None = None,
+                 schedule: Callable[[int], Sequence[float]] | None = None) -> None:
+        self.objectives = check_objectives(objectives, minimum=1)
+        ranges = ranges or {}
+        self.ranges = {m: Range(*ranges[m]) if m in ranges else Range() for m in self.objectives}
+        self.schedule = schedule
+        self.episode = 0
+        self.set_weights(weights if weights is not None else [1 / len(self.objectives)] * len(
+            self.objectives))
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        weights = np.asarray(weights, dtype=float)
+        if weights.shape != (len(self.objectives),) or np.any(weights < 0) or weights.sum() <= 0:
+            raise ValueError(f"need {len(self.objectives)} non-negative weights, got {weights}")
+        self.weights = weights / weights.sum()
+
+    def reward(self, metrics):
+        if self.schedule is not None:
+            self.set_weights(self.schedule(self.episode))
+        self.episode += 1
+        total = 0.0
+        for w, (metric, mode) in zip(self.weights, self.objectives.items()):
+            self.ranges[metric].observe(metrics[metric])
+            total += w * self.ranges[metric].normalize(metrics[metric], mode)
+        return total, self.state()
+
+    def state(self):
+        return {"weights": dict(zip(self.objectives, self.weights.tolist()))}
+
+
+class ADFReward:
+    """Annealed desirability function (Derringer–Suich), one target per objective.
+
+    Each objective gets a one-sided desirability in [0, 1]: for ``max``,
+    0 below ``low`` rising to 1 at the target; for ``min``, 1 below the target
+    falling to 0 at ``target + band · (high − low)``. The reward is the geometric
+    mean of the desirabilities. The ``fixed`` objective keeps its target (its best
+    end, e.g. the highest accuracy); every other objective's target moves
+    monotonically across its range over ``anneal_episodes`` (for ``min``, from its
+    lowest to its highest value: from small networks to large), so the rewarded
+    region sweeps the front.
+
+    Args:
+        objectives: ``{metric: mode}``, e.g. ``{"valid_acc": "max", "params": "min"}``.
+        ranges: ``{metric: (low, high)}``; an objective without one uses the running
+            range of the values seen (its desirability is 1 until it has two values).
+        fixed: The objective whose target does not move (default: the first).
+        anneal_episodes: Episodes for a target to cross its range.
+        band: Width of the falling (or rising) edge past a moving target, as a
+            fraction of its range.
+        power: Derringer–Suich exponent ``s``.
+        stages: Move the targets in this many steps rather than continuously.
+    """
+
+    def __init__(self, objectives: Mapping[str, str],
+                 ranges: Mapping[str, tuple[float, float]] | None = None, fixed: str | None = None,
+                 anneal_episodes: int = 1000, band: float = 0.2, power: float = 1.0,
+                 stages: int | None = None) -> None:
+        self.objectives = check_objectives(objectives)
+        ranges = ranges or {}
+        self.ranges = {m: Range(*ranges[m]) if m in ranges else Range() for m in self.objectives}
+        self.fixed = fixed or next(iter(self.objectives))
+        if self.fixed not in self.objectives:
+            raise ValueError(f"fixed objective {self.fixed!r} is not one of {list(self.objectives)}")
+        if anneal_episodes < 1 or not 0 < band <= 1 or power <= 0 or (stages is not None
+                                                                       and stages < 1):
+            raise ValueError("need anneal_episodes >= 1, 0 < band <= 1, power > 0, stages >= 1")
+        self.anneal_episodes, self.band, self.power = anneal_episodes, band, power
+        self.stages = stages
+        self.episode = 0
+
+    def progress(self) -> float:
+        """How far the moving targets are through their ranges, 0 to 1 (in ``stages``
+        steps when given, so the targets move at a few instants only)."""
+        progress = min(1.0, self.episode / self.anneal_episodes)
+        if self.stages:
+            progress = min(1.0, np.floor(progress * self.stages) / (self.stages - 1 or 1))
+        return float(progress)
+
+    def targets(self) -> dict[str, float | None]:
+        """The current target of every objective (``None`` while a running range is empty)."""
+        out = {}
+        for metric, mode in self.objectives.items():
+            r = self.ranges[metric]
+            if r.low is None:
+                out[metric] = None
+                continue
+            best, worst = (r.high, r.low) if mode == "max" else (r.low, r.high)
+            out[metric] = best if metric == self.fixed else best + (worst - best) * self.progress()
+        return out
+
+    def desirability(self, metric: str, value: float) -> float:
+        mode, r = self.objectives[metric], self.ranges[metric]
+        target = self.targets()[metric]
+        if target is None or r.high == r.low:
+            return 1.0  # nothing known yet to prefer one value over another
+        width = self.band * (r.high - r.low)
+        if mode == "max":
+            lower = r.low if metric == self.fixed else target - width
+            if value >= target:
+                return 1.0
+            return 0.0 if value <= lower else ((value - lower) / (target - lower)) ** self.power
+        upper = r.high if metric == self.fixed else target + width
+        if value <= target:
+            return 1.0
+        return 0.0 if value >= upper else ((upper - value) / (upper - target)) ** self.power
+
+    def reward(self, metrics):
+        for m in self.objectives:
+            self.ranges[m].observe(metrics[m])
+        values = [self.desirability(m, metrics[m]) for m in self.objectives]
+        reward = float(np.prod(values) ** (1 / len(values)))
+        info = self.state()
+        self.episode += 1
+        return reward, info
+
+    def state(self):
+        return {"targets": self.targets(), "anneal_progress": self.progress()}
+
+
+class ADCReward:
+    """Pareto-dominance reward against the archive of evaluated architectures.
+
+    ``r(a) = (#archive points a dominates − #archive points dominating a) / |archive|``,
+    plus ``bonus`` when ``a`` joins the front (nothing in the archive dominates it).
+    The archive is the non-dominated set of everything evaluated so far, updated
+    after each episode, so the reward is non-stationary: the front expands in bands.
+
+    Args:
+        objectives: ``{metric: mode}``.
+        bonus: Extra reward for a new non-dominated point.
+    """
+
+    def __init__(self, objectives: Mapping[str, str], bonus: float = 0.5) -> None:
+        self.objectives = check_objectives(objectives)
+        self.signs = np.array([1.0 if m == "max" else -1.0 for m in self.objectives.values()])
+        self.bonus = bonus
+        self.archive = np.zeros((0, len(self.objectives)))  # stored as maximisation
+
+    def reward(self, metrics):
+        point = np.array([metrics[m] for m in self.objectives]) * self.signs
+        a = self.archive
+        dominates = np.all(point >= a, axis=1) & np.any(point > a, axis=1)
+        dominated = np.all(a >= point, axis=1) & np.any(a > point, axis=1)
+        reward = 0.0
+        if len(a):
+            reward = (int(dominates.sum()) - int(dominated.sum())) / len(a)
+        new = not dominated.any() and not np.any(np.all(a == point, axis=1))
+        if new:
+            reward += self.bonus
+            self.archive = np.vstack([a[~dominates], point])
+        return reward, {**self.state(), "joined_front": bool(new)}
+
+    def front(self) -> np.ndarray:
+        """The archive in the objectives' own units (one row per point)."""
+        return self.archive * self.signs
+
+    def state(self):
+        return {"archive_size": len(self.archive)}
