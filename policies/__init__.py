@@ -2,7 +2,8 @@
 
 Registered names (:func:`make_policy`): ``random``, ``rea`` (regularized
 evolution), ``ls`` (local search), ``tpe`` (Optuna's TPE, a peer; needs the
-``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS).
+``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS) and ``npg`` (multi-objective
+non-stationary policy gradient).
 
 Example:
     >>> from raynas.policies import make_policy
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from raynas.errors import unknown_name
 from raynas.policies.local_search import LocalSearch
 from raynas.policies.manas import MANAS, MANASLS
+from raynas.policies.npg import NPG
 from raynas.policies.random_search import RandomSearch
 from raynas.policies.regularized_evolution import RegularizedEvolution
 from raynas.policies.tpe import TPE
@@ -28,7 +30,9 @@ if TYPE_CHECKING:
     from raynas.types import Objective
 
 POLICIES: dict[str, type[Policy]] = {
-    cls.name: cls for cls in (RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS)
+    cls.name: cls for cls in (
+        RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS, NPG
+    )
 }
 
 
@@ -52,6 +56,7 @@ def make_policy(
 __all__ = [
     "MANAS",
     "MANASLS",
+    "NPG",
     "POLICIES",
     "TPE",
     "LocalSearch",
