@@ -2,8 +2,9 @@
 
 Registered names (:func:`make_policy`): ``random``, ``rea`` (regularized
 evolution), ``ls`` (local search), ``tpe`` (Optuna's TPE, a peer; needs the
-``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS) and ``npg`` (multi-objective
-non-stationary policy gradient).
+``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS) ``npg`` (multi-objective
+non-stationary policy gradient), and the multi-objective Optuna peers ``nsga2`` and
+``motpe``.
 
 Example:
     >>> from raynas.policies import make_policy
@@ -22,7 +23,7 @@ from raynas.policies.manas import MANAS, MANASLS
 from raynas.policies.npg import NPG
 from raynas.policies.random_search import RandomSearch
 from raynas.policies.regularized_evolution import RegularizedEvolution
-from raynas.policies.tpe import TPE
+from raynas.policies.tpe import MOTPE, NSGA2, TPE
 from raynas.search.policy import Policy
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (
-        RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS, NPG
+        RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS, NPG, MOTPE, NSGA2
     )
 }
 
@@ -56,7 +57,9 @@ def make_policy(
 __all__ = [
     "MANAS",
     "MANASLS",
+    "MOTPE",
     "NPG",
+    "NSGA2",
     "POLICIES",
     "TPE",
     "LocalSearch",

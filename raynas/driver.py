@@ -71,10 +71,18 @@ def run_search(
 
 
 def build_policy(config: cfg.SearchConfig, space):
-    """The policy a config names, seeded by the config's seed."""
-    from raynas.policies import make_policy
+    """The policy a config names, seeded by the config's seed. A multi-objective policy
+    (one with ``objectives``: npg, nsga2, motpe) gets the config's front objectives
+    unless its options name others."""
+    import inspect
 
-    return make_policy(config.policy.name, space, seed=config.seed, **config.policy.options)
+    from raynas.policies import POLICIES, make_policy
+
+    options = dict(config.policy.options)
+    accepts = inspect.signature(POLICIES[config.policy.name]).parameters
+    if config.front.objectives and "objectives" in accepts and "objectives" not in options:
+        options["objectives"] = dict(config.front.objectives)
+    return make_policy(config.policy.name, space, seed=config.seed, **options)
 
 
 # Classes and input size of NB201's datasets: the networks whose params/FLOPs a table front uses.

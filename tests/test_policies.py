@@ -159,5 +159,20 @@ def test_tpe_minimises_when_asked(nb201_table):
     assert state["events"] == []
     archs = tpe.ask(2)
     tpe.tell(archs, [Result({"params": 1.0}), Result({"params": 2.0})])
-    values = [t.value for t in tpe._study.trials]
-    assert values == [-1.0, -2.0]
+    assert [d.name for d in tpe._study.directions] == ["MINIMIZE"]
+    assert [t.value for t in tpe._study.trials] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("name", ["nsga2", "motpe"])
+def test_multi_objective_optuna_peers_tell_every_objective(name, nb201_table):
+    from raynas.envs import make_nb201
+
+    evaluator = make_nb201(nb201_table).evaluator  # valid_acc, test_acc, params, flops
+    policy = make_policy(name, nb201_table.space, seed=0,
+                         objectives={"valid_acc": "max", "params": "min"})
+    _drive(policy, evaluator, rounds=12, n=2)
+    assert [d.name for d in policy._study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = policy._study.trials
+    assert len(trials) == 24 and all(len(t.values) == 2 for t in trials)
+    with pytest.raises(ValueError, match="needs >= 2 objectives"):
+        make_policy(name, nb201_table.space, objectives={"valid_acc": "max"})
