@@ -43,6 +43,19 @@ def _table_arg(parser: argparse.ArgumentParser) -> None:
                         help="metric reported for the incumbent (test_acc)")
     parser.add_argument("--mode", choices=("max", "min"), default="max",
                         help="max for accuracies, min for errors and losses")
+    parser.add_argument("--objectives", type=_objectives, default=(),
+                        help="multi-objective bench, e.g. valid_acc:max,params:min: writes "
+                             "hypervolume.parquet (the fronts' share of the true front)")
+
+
+def _objectives(text: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in _csv(text):
+        metric, _, mode = item.partition(":")
+        if mode not in ("max", "min"):
+            raise argparse.ArgumentTypeError(f"{item!r}: expected metric:max or metric:min")
+        pairs.append((metric, mode))
+    return tuple(pairs)
 
 
 def _policy_kwargs(text: str | None) -> dict:
@@ -119,11 +132,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         base_seed=args.base_seed, batch_size=args.batch_size,
         search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
-        address=args.address,
+        address=args.address, objectives=args.objectives,
     )
     run_bench(config)
     print((Path(args.out) / "summary.md").read_text())
-    print(f"wrote {args.out}/curves.parquet, summary.md, regret.png")
+    extra = ", hypervolume.parquet" if args.objectives else ""
+    print(f"wrote {args.out}/curves.parquet{extra}, summary.md, regret.png")
     return 0
 
 

@@ -160,6 +160,25 @@ budget: 200
     assert f"true front's hypervolume (128.451): {ratio:.4f}" in (out / "summary.md").read_text()
 
 
+def test_multi_objective_bench_writes_hypervolume_ratios(table_path, tmp_path):
+    from raynas.bench.runner import HV_COLUMNS
+
+    out = tmp_path / "mo"
+    proc = _raynas("bench", "--benchmark", str(table_path), "--datasets", "cifar100",
+                   "--policies", "npg,random,motpe", "--objectives", "valid_acc:max,params:min",
+                   "--seeds", "2", "--budget", "20", "--out", str(out), "--num-cpus", "2")
+    assert "hypervolume.parquet" in proc.stdout
+    hv = pq.read_table(out / "hypervolume.parquet")
+    assert tuple(hv.column_names) == HV_COLUMNS and hv.num_rows == 3 * 2 * 20
+    ratios = hv["hv_ratio"].to_numpy()
+    assert (ratios > 0).all() and (ratios <= 1 + 1e-9).all()  # never above the true front
+    assert "share of the table's true front's" in (out / "summary.md").read_text()
+    bad = _raynas("bench", "--benchmark", str(table_path), "--datasets", "cifar10",
+                  "--policies", "random", "--objectives", "params:min,valid_acc:max",
+                  "--out", str(tmp_path / "bad"), check=False)
+    assert bad.returncode == 2 and "the first the search metric" in bad.stderr
+
+
 @pytest.mark.parametrize("policy", ["npg", "nsga2"])
 def test_multi_objective_policies_search_the_configs_front(policy, table_path, tmp_path):
     config = _write_config(tmp_path / "mo.yaml", f"""

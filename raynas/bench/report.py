@@ -24,15 +24,25 @@ def report_points(budget: int) -> list[int]:
 
 def regret_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.ndarray:
     """Regret of each seed's incumbent after ``query`` queries (its last value if it stopped early)."""
+    return value_at(curves, policy, dataset, query, "regret")
+
+
+def hv_ratio_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.ndarray:
+    """Each seed's front hypervolume share after ``query`` queries."""
+    return value_at(curves, policy, dataset, query, "hv_ratio")
+
+
+def value_at(curves: pa.Table, policy: str, dataset: str, query: int, column: str) -> np.ndarray:
+    """Each seed's ``column`` after ``query`` queries (its last value if it stopped early)."""
     mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
     sub = curves.filter(pc.and_(mask, pc.less_equal(curves["query"], query)))
     seeds = sub["seed"].to_numpy()
     queries = sub["query"].to_numpy()
-    regret = sub["regret"].to_numpy(zero_copy_only=False)
+    values = sub[column].to_numpy(zero_copy_only=False)
     out = []
     for seed in np.unique(seeds):
         rows = seeds == seed
-        out.append(regret[rows][np.argmax(queries[rows])])
+        out.append(values[rows][np.argmax(queries[rows])])
     return np.asarray(out, dtype=float)
 
 
@@ -90,6 +100,23 @@ def write_summary(
                 cells.append(f"{r.mean():.2f} ± {r.std():.2f}")
             lines.append(f"| {policy} | " + " | ".join(cells) + " |")
         lines.append("")
+        if config.objectives:
+            objectives = ", ".join(f"{m} ({d})" for m, d in config.objectives)
+            lines += [
+                f"Front chosen on {objectives}, scored with `{config.report_metric}`: its "
+                "hypervolume as a share of the table's true front's, mean ± standard error.",
+                "",
+                "| policy | " + " | ".join(f"@{q}" for q in points) + " |",
+                "|---|" + "---|" * len(points),
+            ]
+            for policy in config.policies:
+                cells = []
+                for q in points:
+                    r = hv_ratio_at(curves, policy, dataset, q)
+                    cells.append(f"{r.mean():.4f} ± {r.std(ddof=1) / np.sqrt(len(r)):.4f}"
+                                 if len(r) > 1 else f"{r.mean():.4f}")
+                lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+            lines.append("")
     text = "\n".join(lines)
     path.write_text(text)
     return text

@@ -28,7 +28,11 @@ from raynas.types import Objective
 logger = logging.getLogger(__name__)
 
 CURVE_COLUMNS = ("policy", "dataset", "seed", "query", "valid_acc", "test_acc", "regret",
-                 "sampled_regret")
+                 "sampled_regret", "hv_ratio")
+HV_COLUMNS = ("policy", "dataset", "seed", "query", "hv_ratio")
+# Classes and input size of NB201's datasets: the networks whose params/FLOPs objectives use.
+TABLE_SHAPES = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
+COST_METRICS = ("params", "flops")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,12 @@ class BenchConfig:
         policy_kwargs: Hyperparameters per policy name, e.g. ``{"rea": {"sample_size": 10}}``.
         num_cpus: CPUs for a local Ray instance (``None``: all).
         address: Ray cluster address (``None``: ``RAY_ADDRESS`` or a new local instance).
+        objectives: A multi-objective bench: ``((metric, mode), ...)``, the first the
+            search metric, e.g. ``(("valid_acc", "max"), ("params", "min"))``. Each
+            search's front (chosen on these, scored with the report metric in place of
+            the search metric) is compared to the table's true front: ``hv_ratio``.
+            ``params``/``flops`` come from the space's cost model. Policies that take
+            ``objectives`` (npg, nsga2, motpe) get them.
     """
 
     benchmark: Path
@@ -69,6 +79,7 @@ class BenchConfig:
     policy_kwargs: dict[str, dict[str, Any]] = field(default_factory=dict)
     num_cpus: int | None = None
     address: str | None = None
+    objectives: tuple[tuple[str, str], ...] = ()
 
     @property
     def objective(self) -> Objective:
@@ -88,11 +99,67 @@ class BenchConfig:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.seeds < 1 or self.budget < 1:
             raise ValueError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
+        if self.objectives:
+            if len(self.objectives) != 2 or self.objectives[0] != (self.search_metric, self.mode):
+                raise ValueError(
+                    "objectives: give two, the first the search metric "
+                    f"({self.search_metric}:{self.mode}), e.g. valid_acc:max,params:min"
+                )
+            if self.objectives[1][0] not in COST_METRICS or self.objectives[1][1] != "min":
+                raise ValueError("objectives: the second must be params:min or flops:min (the "
+                                 "table's true front is computed against the space's cost model)")
+            unknown = [d for d in self.datasets if d not in TABLE_SHAPES]
+            if unknown:
+                raise ValueError(f"objectives: network sizes are unknown for {unknown}; known: "
+                                 f"{', '.join(TABLE_SHAPES)}")
 
 
 def search_seed(base_seed: int, index: int) -> int:
     """Seed of the ``index``-th search: independent of policy, dataset and run order."""
     return int(np.random.SeedSequence([base_seed, index]).generate_state(1)[0])
+
+
+@dataclass(frozen=True)
+class _FixedCosts:
+    """Params and FLOPs of every table row, computed once (a cost model for the evaluator)."""
+
+    params_: np.ndarray
+    flops_: np.ndarray
+
+    def params(self, archs) -> np.ndarray:
+        return self.params_
+
+    def flops(self, archs) -> np.ndarray:
+        return self.flops_
+
+
+@dataclass(frozen=True)
+class TrueFront:
+    """A dataset's true front and what a multi-objective search is scored with."""
+
+    costs: _FixedCosts
+    spec: Any  # FrontSpec
+    volume: float
+
+
+def true_fronts(table: BenchmarkTable, config: BenchConfig) -> dict[str, TrueFront]:
+    """Per dataset: the table's costs, the front spec and the true front's hypervolume."""
+    from raynas.benchmarks.front import table_front
+    from raynas.front_report import FrontSpec
+    from raynas.spaces.cost import LinearCostModel
+
+    out = {}
+    cost = config.objectives[1][0]
+    for dataset in config.datasets:
+        classes, size = TABLE_SHAPES[dataset]
+        model = LinearCostModel(table.space, num_classes=classes, input_size=size)
+        costs = _FixedCosts(model.params(table.archs), model.flops(table.archs))
+        true = table_front(table, dataset, config.report_metric, cost, classes, size)
+        report = tuple(config.report_metric if m == config.search_metric else m
+                       for m, _ in config.objectives)
+        out[dataset] = TrueFront(costs, FrontSpec(config.objectives, report, true.reference),
+                                 true.hypervolume)
+    return out
 
 
 def run_one(
@@ -101,16 +168,26 @@ def run_one(
     policy: str,
     seed_index: int,
     config: BenchConfig,
+    fronts: dict[str, TrueFront] | None = None,
 ) -> pa.Table:
-    """One whole search in process; returns its incumbent curve rows."""
+    """One whole search in process; returns its incumbent curve rows (with ``hv_ratio``,
+    the front's share of the true front's hypervolume, in a multi-objective bench)."""
+    import inspect
+
     from raynas.evaluators import TabularEvaluator
+    from raynas.front_report import hypervolume_curve
     from raynas.policies import make_policy
     from raynas.search import Budget, Search, incumbent_curve
 
-    evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric)
+    front = fronts.get(dataset) if fronts else None
+    evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric,
+                                 cost_model=front.costs if front else None)
+    kwargs = dict(config.policy_kwargs.get(policy, {}))
+    if config.objectives and "objectives" in inspect.signature(POLICIES[policy]).parameters:
+        kwargs.setdefault("objectives", dict(config.objectives))
     policy_obj = make_policy(
         policy, table.space, seed=search_seed(config.base_seed, seed_index),
-        objective=config.objective, **config.policy_kwargs.get(policy, {}),
+        objective=config.objective, **kwargs,
     )
     search = Search(
         table.space, policy_obj, evaluator, Budget(max_queries=config.budget),
@@ -135,6 +212,8 @@ def run_one(
         # the search-metric regret of the architecture evaluated at this query (NaN if it
         # failed); its cumulative sum is the policy's cumulative regret
         "sampled_regret": config.objective.sign * (best - sampled),
+        "hv_ratio": pa.array(hypervolume_curve(result.history, front.spec) / front.volume
+                             if front else [None] * n, pa.float64()),  # null: one objective
     })
 
 
@@ -180,7 +259,8 @@ def _check(config: BenchConfig, table: BenchmarkTable) -> None:
 def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     """Run every policy x dataset x seed as Ray tasks and write the outputs.
 
-    Returns the curves table (also written to ``<out>/curves.parquet``).
+    Returns the curves table (also written to ``<out>/curves.parquet``; a
+    multi-objective bench also writes ``<out>/hypervolume.parquet``).
     """
     import ray
     from tqdm.auto import tqdm
@@ -206,8 +286,9 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
         _init_ray(config)
         remote = ray.remote(num_cpus=1)(run_one)
         table_ref = ray.put(table)
+        fronts = ray.put(true_fronts(table, config)) if config.objectives else None
         pending = {
-            remote.remote(table_ref, d, p, s, config): (p, d, s) for p, d, s in jobs
+            remote.remote(table_ref, d, p, s, config, fronts): (p, d, s) for p, d, s in jobs
         }
         with tqdm(total=total, initial=total - len(jobs), desc="bench", unit="search",
                   disable=not progress) as bar:
@@ -224,6 +305,8 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
         for s in range(config.seeds)
     )
     pq.write_table(curves, out / "curves.parquet")
+    if config.objectives:
+        pq.write_table(curves.select(list(HV_COLUMNS)), out / "hypervolume.parquet")
     wall = time.perf_counter() - start
     evaluations = curves.num_rows
     write_summary(curves, table, config, out / "summary.md", wall, evaluations)
