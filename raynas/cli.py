@@ -89,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy-kwargs", default=None,
         help='JSON hyperparameters per policy, e.g. \'{"rea": {"sample_size": 10}}\'',
     )
+    bench.add_argument("--keep-histories", action="store_true",
+                       help="also save every search's full history to DIR/histories/")
     bench.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     bench.add_argument("--address", default=None, help="Ray cluster address (default: local)")
 
@@ -132,7 +134,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         base_seed=args.base_seed, batch_size=args.batch_size,
         search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
-        address=args.address, objectives=args.objectives,
+        address=args.address, objectives=args.objectives, keep_histories=args.keep_histories,
     )
     run_bench(config)
     print((Path(args.out) / "summary.md").read_text())

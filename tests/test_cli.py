@@ -166,8 +166,11 @@ def test_multi_objective_bench_writes_hypervolume_ratios(table_path, tmp_path):
     out = tmp_path / "mo"
     proc = _raynas("bench", "--benchmark", str(table_path), "--datasets", "cifar100",
                    "--policies", "npg,random,motpe", "--objectives", "valid_acc:max,params:min",
-                   "--seeds", "2", "--budget", "20", "--out", str(out), "--num-cpus", "2")
+                   "--seeds", "2", "--budget", "20", "--out", str(out), "--num-cpus", "2",
+                   "--keep-histories")
     assert "hypervolume.parquet" in proc.stdout
+    history = pq.read_table(out / "histories" / "npg__cifar100__1.parquet")
+    assert {"valid_acc", "test_acc", "params"} <= set(history.column_names)
     hv = pq.read_table(out / "hypervolume.parquet")
     assert tuple(hv.column_names) == HV_COLUMNS and hv.num_rows == 3 * 2 * 20
     ratios = hv["hv_ratio"].to_numpy()

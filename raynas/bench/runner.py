@@ -62,6 +62,8 @@ class BenchConfig:
             the search metric) is compared to the table's true front: ``hv_ratio``.
             ``params``/``flops`` come from the space's cost model. Policies that take
             ``objectives`` (npg, nsga2, motpe) get them.
+        keep_histories: Also save every search's full history (every evaluated
+            architecture and its metrics) to ``<out>/histories/``.
     """
 
     benchmark: Path
@@ -80,6 +82,7 @@ class BenchConfig:
     num_cpus: int | None = None
     address: str | None = None
     objectives: tuple[tuple[str, str], ...] = ()
+    keep_histories: bool = False
 
     @property
     def objective(self) -> Objective:
@@ -194,6 +197,10 @@ def run_one(
         batch_size=config.batch_size,
     )
     result = search.run()
+    if config.keep_histories:
+        folder = Path(config.out).resolve() / "histories"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(result.history, folder / f"{policy}__{dataset}__{seed_index}.parquet")
     valid, test = incumbent_curve(
         result.history, config.search_metric, config.report_metric, config.mode
     )

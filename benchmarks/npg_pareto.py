@@ -1,0 +1,128 @@
+"""NPG's Pareto fronts on NAS-Bench-201 (accuracy vs parameters) against random
+search, NSGA-II and MO-TPE (Optuna), in the same run, plus an ablation without
+warm restarts.
+
+Protocol: the front is chosen on validation accuracy and parameters (the space's
+cost model) and scored with test accuracy; the figure is its hypervolume as a share
+of the table's true front's (reference: 0 % accuracy and the space's largest
+network), mean over the seeds, after 100 and 300 queries. One ``raynas bench
+--objectives valid_acc:max,params:min`` run for all policies; the ablation
+(``restart_on_move=False`` and one cosine period over the whole budget) is a second
+run with the same seeds. Writes ``pareto_<dataset>.png`` (seed 0's fronts and the
+true front) into ``--figures``.
+
+Usage:
+    python benchmarks/npg_pareto.py --table ../shared/benchmarks/nb201_12epoch.parquet \
+        [--seeds 10] [--budget 300] [--out /tmp/npg_pareto] [--figures benchmarks/figures]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from raynas.bench import BenchConfig, run_bench
+from raynas.bench.report import hv_ratio_at
+
+POLICIES = ("npg", "random", "nsga2", "motpe")
+DATASETS = ("cifar10", "cifar100", "imagenet16_120")
+OBJECTIVES = (("valid_acc", "max"), ("params", "min"))
+# shared/benchmarks/README.md, "Multi-objective": (random, NSGA-II, MO-TPE) @100 and @300
+ANCHORS = {
+    "cifar10": {"random": (0.9822, 0.9888), "nsga2": (0.9832, 0.9929), "motpe": (0.9889, 0.9918)},
+    "cifar100": {"random": (0.9506, 0.9717), "nsga2": (0.9594, 0.9836), "motpe": (0.9638, 0.9737)},
+    "imagenet16_120": {"random": (0.9059, 0.9408), "nsga2": (0.9202, 0.9597),
+                       "motpe": (0.9325, 0.9612)},
+}
+TARGETS = {"cifar10": 0.995, "cifar100": 0.99, "imagenet16_120": 0.98}  # NPG @300
+
+
+def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path) -> None:
+    """Seed 0's front of every policy (chosen on validation, test accuracy shown) and the
+    table's true front."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from raynas.bench.runner import TABLE_SHAPES, true_fronts
+    from raynas.benchmarks.front import table_front
+    from raynas.front_report import front_table
+
+    config = BenchConfig(benchmark=table.path, datasets=(dataset,), policies=("random",),
+                         objectives=OBJECTIVES)
+    spec = true_fronts(table, config)[dataset].spec
+    true = table_front(table, dataset, "test_acc", "params", *TABLE_SHAPES[dataset])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for i, policy in enumerate(POLICIES):
+        history = pq.read_table(out / "histories" / f"{policy}__{dataset}__0.parquet")
+        front = front_table(history, spec)
+        order = np.argsort(front["params"].to_numpy())
+        ax.plot(front["params"].to_numpy()[order], front["test_acc"].to_numpy()[order], "o-",
+                markersize=3, color=f"C{i}", label=policy)
+    ax.plot(true.points[:, 1], true.points[:, 0], "k--", linewidth=1, label="true front")
+    ax.set_xlabel("params (M)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{dataset}: fronts after {budget} queries (seed 0)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--budget", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/npg_pareto"))
+    parser.add_argument("--figures", type=Path, default=None)
+    args = parser.parse_args()
+    if args.table is None:
+        parser.error("pass --table or set RAYNAS_NB201_TABLE")
+    start = time.perf_counter()
+    common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
+                  objectives=OBJECTIVES, keep_histories=True)
+    curves = run_bench(BenchConfig(policies=POLICIES, out=args.out, **common))
+    ablation = run_bench(BenchConfig(
+        policies=("npg",), out=args.out / "no_restarts", **common,
+        policy_kwargs={"npg": {"restart_on_move": False, "period": args.budget}},
+    ))
+    print(f"\n{len(POLICIES) + 1} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
+          f"{args.budget} queries in {time.perf_counter() - start:.1f} s")
+    points = [q for q in (100, 300) if q <= args.budget]
+    print("\nhypervolume / true front's, mean ± standard error "
+          f"({args.seeds} seeds; anchor in brackets)\n")
+    print("| dataset | policy | " + " | ".join(f"@{q}" for q in points) + " |")
+    print("|---|---|" + "---|" * len(points))
+    for dataset in DATASETS:
+        rows = [(p, curves) for p in POLICIES] + [("npg, no warm restarts", ablation)]
+        for label, source in rows:
+            policy = "npg" if label.startswith("npg") else label
+            cells = []
+            for k, q in enumerate(points):
+                r = hv_ratio_at(source, policy, dataset, q)
+                anchor = ANCHORS[dataset].get(policy)
+                cell = f"{r.mean():.4f} ± {r.std(ddof=1) / np.sqrt(len(r)):.4f}"
+                cells.append(cell + (f" [{anchor[k]:.4f}]" if anchor and q in (100, 300) else ""))
+            print(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
+        print(f"|  | target for npg @300 | {TARGETS[dataset]} |")
+    if args.figures:
+        from raynas.benchmarks import BenchmarkTable
+
+        args.figures.mkdir(parents=True, exist_ok=True)
+        table = BenchmarkTable.load(args.table)
+        for dataset in DATASETS:
+            plot_fronts(args.out, dataset, table, args.budget,
+                        args.figures / f"npg_pareto_{dataset}.png")
+        print(f"\nfronts of seed 0: {args.figures}/npg_pareto_<dataset>.png")
+
+
+if __name__ == "__main__":
+    main()
