@@ -50,14 +50,14 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from raynas.bench.runner import TABLE_SHAPES, true_fronts
-    from raynas.benchmarks.front import table_front
+    from raynas.bench.runner import true_fronts
+    from raynas.benchmarks.front import NB201_SHAPES, table_front
     from raynas.front_report import front_table
 
     config = BenchConfig(benchmark=table.path, datasets=(dataset,), policies=("random",),
                          objectives=OBJECTIVES)
     spec = true_fronts(table, config)[dataset].spec
-    true = table_front(table, dataset, "test_acc", "params", *TABLE_SHAPES[dataset])
+    true = table_front(table, dataset, "test_acc", "params", *NB201_SHAPES[dataset])
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for i, policy in enumerate(POLICIES):
         history = pq.read_table(out / "histories" / f"{policy}__{dataset}__0.parquet")

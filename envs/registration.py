@@ -14,9 +14,6 @@ from typing import Any
 
 from raynas.envs.nas_env import NASEnv
 
-# NB201 networks of the table's datasets: (classes, input size), for params/FLOPs.
-_SHAPES = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
-
 
 @lru_cache(maxsize=4)
 def _load_table(path: str):
@@ -28,12 +25,13 @@ def _load_table(path: str):
 def nb201_table_evaluator(table, dataset: str = "cifar10"):
     """(space, evaluator) for an NB201 table (a path or a loaded table); the evaluator's
     metrics include the network's ``params`` and ``flops``."""
+    from raynas.benchmarks.front import NB201_SHAPES
     from raynas.evaluators import TabularEvaluator
     from raynas.spaces.cost import LinearCostModel
 
     if isinstance(table, (str, Path)):
         table = _load_table(str(Path(table).resolve()))
-    num_classes, input_size = _SHAPES.get(dataset, (10, 32))
+    num_classes, input_size = NB201_SHAPES.get(dataset, (10, 32))
     cost = LinearCostModel(table.space, num_classes=num_classes, input_size=input_size)
     return table.space, TabularEvaluator(table, dataset, cost_model=cost)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raynas import config as cfg
+from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
 from raynas.errors import CheckpointError
 from raynas.front_report import save_front
 from raynas.report import write_report
@@ -85,9 +86,6 @@ def build_policy(config: cfg.SearchConfig, space):
     return make_policy(config.policy.name, space, seed=config.seed, **options)
 
 
-# Classes and input size of NB201's datasets: the networks whose params/FLOPs a table front uses.
-TABLE_DATASETS = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
-COST_METRICS = ("params", "flops")
 
 
 def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: int,
@@ -133,12 +131,12 @@ def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: i
 def _table_shape(config: cfg.SearchConfig) -> tuple[int, int]:
     """Classes and input size of a table's dataset, for params/FLOPs objectives."""
     dataset = config.evaluator.dataset
-    if dataset not in TABLE_DATASETS:
+    if dataset not in NB201_SHAPES:
         raise cfg.ConfigError(
             f"front.objectives: params/FLOPs of {dataset!r} networks are unknown to raynas "
-            f"(known: {', '.join(TABLE_DATASETS)}); use the table's own metrics as objectives"
+            f"(known: {', '.join(NB201_SHAPES)}); use the table's own metrics as objectives"
         )
-    return TABLE_DATASETS[dataset]
+    return NB201_SHAPES[dataset]
 
 
 def _write_best(out_dir: Path, arch: str | None, metrics: dict[str, float]) -> None:

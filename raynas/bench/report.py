@@ -90,36 +90,40 @@ def write_summary(
             f"Best {config.report_metric}: {best:.2f}; regret floor (best by "
             f"{config.search_metric}): {floor:.2f}. Regret in percentage points, mean ± std.",
             "",
-            "| policy | " + " | ".join(f"@{q}" for q in points) + " |",
-            "|---|" + "---|" * len(points),
+            *_policy_table(config.policies, points, lambda p, q, d=dataset: _mean_std(
+                regret_at(curves, p, d, q))),
+            "",
         ]
-        for policy in config.policies:
-            cells = []
-            for q in points:
-                r = regret_at(curves, policy, dataset, q)
-                cells.append(f"{r.mean():.2f} ± {r.std():.2f}")
-            lines.append(f"| {policy} | " + " | ".join(cells) + " |")
-        lines.append("")
         if config.objectives:
             objectives = ", ".join(f"{m} ({d})" for m, d in config.objectives)
             lines += [
                 f"Front chosen on {objectives}, scored with `{config.report_metric}`: its "
                 "hypervolume as a share of the table's true front's, mean ± standard error.",
                 "",
-                "| policy | " + " | ".join(f"@{q}" for q in points) + " |",
-                "|---|" + "---|" * len(points),
+                *_policy_table(config.policies, points, lambda p, q, d=dataset: _mean_se(
+                    hv_ratio_at(curves, p, d, q))),
+                "",
             ]
-            for policy in config.policies:
-                cells = []
-                for q in points:
-                    r = hv_ratio_at(curves, policy, dataset, q)
-                    cells.append(f"{r.mean():.4f} ± {r.std(ddof=1) / np.sqrt(len(r)):.4f}"
-                                 if len(r) > 1 else f"{r.mean():.4f}")
-                lines.append(f"| {policy} | " + " | ".join(cells) + " |")
-            lines.append("")
     text = "\n".join(lines)
     path.write_text(text)
     return text
+
+
+def _policy_table(policies, points, cell) -> list[str]:
+    """A Markdown table: a row per policy, a column per report point, ``cell(policy, q)``."""
+    return ["| policy | " + " | ".join(f"@{q}" for q in points) + " |",
+            "|---|" + "---|" * len(points),
+            *(f"| {p} | " + " | ".join(cell(p, q) for q in points) + " |" for p in policies)]
+
+
+def _mean_std(values: np.ndarray) -> str:
+    return f"{values.mean():.2f} ± {values.std():.2f}"
+
+
+def _mean_se(values: np.ndarray) -> str:
+    if len(values) < 2:
+        return f"{values.mean():.4f}"
+    return f"{values.mean():.4f} ± {values.std(ddof=1) / np.sqrt(len(values)):.4f}"
 
 
 def write_plot(curves: pa.Table, path: Path) -> None:

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from raynas.benchmarks import BenchmarkTable
+from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
 from raynas.policies import POLICIES
 from raynas.types import Objective
 
@@ -30,9 +31,7 @@ logger = logging.getLogger(__name__)
 CURVE_COLUMNS = ("policy", "dataset", "seed", "query", "valid_acc", "test_acc", "regret",
                  "sampled_regret", "hv_ratio")
 HV_COLUMNS = ("policy", "dataset", "seed", "query", "hv_ratio")
-# Classes and input size of NB201's datasets: the networks whose params/FLOPs objectives use.
-TABLE_SHAPES = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
-COST_METRICS = ("params", "flops")
+
 
 
 @dataclass(frozen=True)
@@ -111,10 +110,10 @@ class BenchConfig:
             if self.objectives[1][0] not in COST_METRICS or self.objectives[1][1] != "min":
                 raise ValueError("objectives: the second must be params:min or flops:min (the "
                                  "table's true front is computed against the space's cost model)")
-            unknown = [d for d in self.datasets if d not in TABLE_SHAPES]
+            unknown = [d for d in self.datasets if d not in NB201_SHAPES]
             if unknown:
                 raise ValueError(f"objectives: network sizes are unknown for {unknown}; known: "
-                                 f"{', '.join(TABLE_SHAPES)}")
+                                 f"{', '.join(NB201_SHAPES)}")
 
 
 def search_seed(base_seed: int, index: int) -> int:
@@ -154,7 +153,7 @@ def true_fronts(table: BenchmarkTable, config: BenchConfig) -> dict[str, TrueFro
     out = {}
     cost = config.objectives[1][0]
     for dataset in config.datasets:
-        classes, size = TABLE_SHAPES[dataset]
+        classes, size = NB201_SHAPES[dataset]
         model = LinearCostModel(table.space, num_classes=classes, input_size=size)
         costs = _FixedCosts(model.params(table.archs), model.flops(table.archs))
         true = table_front(table, dataset, config.report_metric, cost, classes, size)

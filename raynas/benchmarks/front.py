@@ -10,6 +10,11 @@ import numpy as np
 
 from raynas.pareto import hypervolume, non_dominated
 
+# Classes and input size of NB201's datasets: the networks whose params/FLOPs a table's
+# fronts are computed with.
+NB201_SHAPES = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (120, 16)}
+COST_METRICS = ("params", "flops")
+
 if TYPE_CHECKING:
     from raynas.benchmarks.table import BenchmarkTable
 
