@@ -69,11 +69,14 @@ class WeightedSumReward:
         if self.schedule is not None:
             self.set_weights(self.schedule(self.episode))
         self.episode += 1
-        total = 0.0
-        for w, (metric, mode) in zip(self.weights, self.objectives.items()):
+        for metric in self.objectives:
             self.ranges[metric].observe(metrics[metric])
-            total += w * self.ranges[metric].normalize(metrics[metric], mode)
-        return total, self.state()
+        return self.score(metrics), self.state()
+
+    def score(self, metrics) -> float:
+        """The reward ``metrics`` would get now, without changing any state."""
+        return float(sum(w * self.ranges[m].normalize(metrics[m], mode)
+                         for w, (m, mode) in zip(self.weights, self.objectives.items())))
 
     def state(self):
         return {"weights": dict(zip(self.objectives, self.weights.tolist()))}
@@ -101,12 +104,16 @@ class ADFReward:
             fraction of its range.
         power: Derringer–Suich exponent ``s``.
         stages: Move the targets in this many steps rather than continuously.
+        floor_quantile: The fixed objective's zero point (``L_A`` for accuracy): this
+            quantile of the values seen so far instead of the worst one, e.g. 0.5 (the
+            median). A higher floor sharpens the reward among good architectures,
+            which a range stretched by broken ones (1 % accuracy) flattens.
     """
 
     def __init__(self, objectives: Mapping[str, str],
                  ranges: Mapping[str, tuple[float, float]] | None = None, fixed: str | None = None,
                  anneal_episodes: int = 1000, band: float = 0.2, power: float = 1.0,
-                 stages: int | None = None) -> None:
+                 stages: int | None = None, floor_quantile: float | None = None) -> None:
         self.objectives = check_objectives(objectives)
         ranges = ranges or {}
         self.ranges = {m: Range(*ranges[m]) if m in ranges else Range() for m in self.objectives}
@@ -118,6 +125,10 @@ class ADFReward:
             raise ValueError("need anneal_episodes >= 1, 0 < band <= 1, power > 0, stages >= 1")
         self.anneal_episodes, self.band, self.power = anneal_episodes, band, power
         self.stages = stages
+        if floor_quantile is not None and not 0 <= floor_quantile < 1:
+            raise ValueError(f"floor_quantile must be in [0, 1), got {floor_quantile}")
+        self.floor_quantile = floor_quantile
+        self.seen: list[float] = []  # the fixed objective's values, for its floor
         self.episode = 0
 
     def progress(self) -> float:
@@ -147,23 +158,34 @@ class ADFReward:
             return 1.0  # nothing known yet to prefer one value over another
         width = self.band * (r.high - r.low)
         if mode == "max":
-            lower = r.low if metric == self.fixed else target - width
+            lower = self._floor(r.low) if metric == self.fixed else target - width
             if value >= target:
                 return 1.0
             return 0.0 if value <= lower else ((value - lower) / (target - lower)) ** self.power
-        upper = r.high if metric == self.fixed else target + width
+        upper = self._floor(r.high) if metric == self.fixed else target + width
         if value <= target:
             return 1.0
         return 0.0 if value >= upper else ((upper - value) / (upper - target)) ** self.power
 
+    def _floor(self, worst: float) -> float:
+        if self.floor_quantile is None or not self.seen:
+            return worst
+        mode = self.objectives[self.fixed]
+        q = self.floor_quantile if mode == "max" else 1 - self.floor_quantile
+        return float(np.quantile(self.seen, q))
+
     def reward(self, metrics):
         for m in self.objectives:
             self.ranges[m].observe(metrics[m])
-        values = [self.desirability(m, metrics[m]) for m in self.objectives]
-        reward = float(np.prod(values) ** (1 / len(values)))
-        info = self.state()
+        self.seen.append(float(metrics[self.fixed]))
+        reward, info = self.score(metrics), self.state()
         self.episode += 1
         return reward, info
+
+    def score(self, metrics) -> float:
+        """The reward ``metrics`` would get now, without changing any state."""
+        values = [self.desirability(m, metrics[m]) for m in self.objectives]
+        return float(np.prod(values) ** (1 / len(values)))
 
     def state(self):
         return {"targets": self.targets(), "anneal_progress": self.progress()}
@@ -188,19 +210,25 @@ class ADCReward:
         self.bonus = bonus
         self.archive = np.zeros((0, len(self.objectives)))  # stored as maximisation
 
-    def reward(self, metrics):
+    def _compare(self, metrics):
         point = np.array([metrics[m] for m in self.objectives]) * self.signs
         a = self.archive
         dominates = np.all(point >= a, axis=1) & np.any(point > a, axis=1)
         dominated = np.all(a >= point, axis=1) & np.any(a > point, axis=1)
-        reward = 0.0
-        if len(a):
-            reward = (int(dominates.sum()) - int(dominated.sum())) / len(a)
+        reward = (int(dominates.sum()) - int(dominated.sum())) / len(a) if len(a) else 0.0
         new = not dominated.any() and not np.any(np.all(a == point, axis=1))
+        return point, dominates, reward + (self.bonus if new else 0.0), new
+
+    def reward(self, metrics):
+        point, dominates, reward, new = self._compare(metrics)
         if new:
-            reward += self.bonus
-            self.archive = np.vstack([a[~dominates], point])
+            self.archive = np.vstack([self.archive[~dominates], point])
         return reward, {**self.state(), "joined_front": bool(new)}
+
+    def score(self, metrics) -> float:
+        """The reward ``metrics`` would get now, without changing the archive (a point
+        already on it scores as if new: it matches itself)."""
+        return float(self._compare(metrics)[2])
 
     def front(self) -> np.ndarray:
         """The archive in the objectives' own units (one row per point)."""

@@ -4,16 +4,18 @@
 (spec: ``shared/research/papers.md`` §3; the formulas marked [R] there are
 reconstructions, implemented here as named, documented defaults).
 
-* **Controller:** a factorised categorical distribution per edge, logits θ, sampled
-  as softmax(θ / τ).
-* **Update:** REINFORCE with a moving-average baseline:
-  ``θ_i += lr · (r − b) · (onehot(a_i) − π_i) / τ`` and ``b ← β·b + (1 − β)·r``.
+* **Controller:** a factorised categorical per edge, or an autoregressive LSTM / MLP
+  over the edges (:mod:`raynas.policies.controllers`), sampled as softmax(ℓ / τ).
+* **Update:** REINFORCE with a moving-average baseline ``b ← β·b + (1 − β)·r`` and
+  advantage ``r − b`` (on a factorised controller with plain SGD:
+  ``θ_i += lr · (r − b) · (onehot(a_i) − π_i) / τ``), or PPO-clip on the same
+  advantages.
 * **Temperature:** cosine decay with warm restarts (SGDR):
   ``τ_t = τ_min + ½ (τ_max − τ_min)(1 + cos(π · T_cur / T_i))``; at a restart
   ``T_cur ← 0`` and ``T_i ← T_mult · T_i``. With ``restart_on_move``, a restart also
   happens whenever the ADF targets move to their next stage.
-* **Rewards:** ADF (annealed desirability, the default for several objectives),
-  ADC (dominance against the archive) or a weighted sum, from
+* **Rewards:** ADC (dominance against the archive, the default for several
+  objectives), ADF (annealed desirability) or a weighted sum, from
   :mod:`raynas.envs.mo_rewards`.
 * **Result:** the Pareto archive of everything evaluated (:meth:`NPG.front`).
 """
@@ -28,6 +30,7 @@ import numpy as np
 
 from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward
 from raynas.pareto import non_dominated
+from raynas.policies.controllers import PolicyGradient, make_controller
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 
@@ -64,16 +67,34 @@ class NPG(Policy):
         objective: The search metric (the first objective by default).
         objectives: ``{metric: mode}`` of every objective, e.g. ``{"valid_acc": "max",
             "params": "min"}``; default: the search metric alone.
-        reward: ``adf``, ``adc`` or ``weighted`` (default: ``adf`` for several
-            objectives, ``weighted`` for one).
+        reward: ``adf``, ``adc`` or ``weighted`` (default: ``adc`` for several
+            objectives, which recovered NB201 fronts best in
+            ``benchmarks/npg_pareto.py``; ``weighted`` for one).
         ranges: ``{metric: (low, high)}`` for ADF / weighted normalisation; missing
             ones use the running range of what was seen.
-        lr: Learning rate of the logits.
+        controller: ``factorised``, ``lstm`` or ``mlp``.
+        update: ``reinforce`` or ``ppo`` (PPO-clip).
+        optimizer: ``sgd`` or ``adam``.
+        lr: Learning rate of the controller.
         baseline_decay: β of the moving-average baseline.
+        clip, ppo_epochs, ppo_batch: PPO-clip's ε, steps per batch and batch size.
         tau_max, tau_min, period, t_mult: The temperature schedule.
         restart_on_move: Restart the temperature when the ADF targets move.
         anneal: Evaluations for ADF's targets to sweep their ranges.
         stages: ADF's target steps.
+        replay: Extra updates per told batch on ``replay_batch`` architectures drawn
+            from everything told so far, re-scored with the *current* reward (the
+            non-stationary reward is a known function of the metrics, so past
+            evaluations are relabelled when the targets move), advantages z-scored
+            within the batch. 0: on-policy updates only.
+        replay_batch: Architectures per replay update.
+        fresh_tries: Resample up to this many times when the controller draws an
+            architecture it was already told about (a cached repeat teaches nothing
+            new and costs a query-free round); 0: plain sampling.
+        band, power: ADF's falling edge past a moving target (a fraction of the range)
+            and its Derringer–Suich exponent ``s``.
+        floor_quantile: ADF's accuracy floor ``L_A``: this quantile of the accuracies
+            seen (``None``: the worst one).
 
     Example:
         >>> from raynas.spaces import NB201Space
@@ -86,13 +107,18 @@ class NPG(Policy):
 
     def __init__(self, space, *, seed: int = 0, objective: Objective | None = None,
                  objectives: Mapping[str, str] | None = None, reward: str | None = None,
-                 ranges: Mapping[str, Sequence[float]] | None = None, lr: float = 0.5,
-                 baseline_decay: float = 0.95, tau_max: float = 5.0, tau_min: float = 1.0,
-                 period: int = 100, t_mult: float = 1.0, restart_on_move: bool = True,
-                 anneal: int = 300, stages: int = 10) -> None:
+                 ranges: Mapping[str, Sequence[float]] | None = None,
+                 controller: str = "factorised", update: str = "reinforce",
+                 optimizer: str = "sgd", lr: float = 2.0, baseline_decay: float = 0.95,
+                 clip: float = 0.2, ppo_epochs: int = 4, ppo_batch: int = 8,
+                 tau_max: float = 5.0, tau_min: float = 1.0, period: int = 100,
+                 t_mult: float = 1.0, restart_on_move: bool = True, anneal: int = 300,
+                 stages: int = 10, band: float = 0.2, power: float = 1.0,
+                 floor_quantile: float | None = None,
+                 replay: int = 0, replay_batch: int = 32, fresh_tries: int = 50) -> None:
         super().__init__(space, seed=seed, objective=objective)
         self.objectives = dict(objectives or {self.objective.metric: self.objective.mode})
-        reward = reward or ("adf" if len(self.objectives) > 1 else "weighted")
+        reward = reward or ("adc" if len(self.objectives) > 1 else "weighted")
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
         if reward in ("adf", "adc") and len(self.objectives) < 2:
@@ -105,18 +131,31 @@ class NPG(Policy):
         self.lr, self.baseline_decay = lr, baseline_decay
         self.tau = dict(tau_max=tau_max, tau_min=tau_min, period=period, t_mult=t_mult)
         self.restart_on_move, self.anneal, self.stages = restart_on_move, anneal, stages
-        self.logits = [np.zeros(k) for k in space.num_choices]
+        self.band, self.power, self.floor_quantile = band, power, floor_quantile
+        if fresh_tries < 0:
+            raise ValueError(f"fresh_tries must be >= 0, got {fresh_tries}")
+        self.fresh_tries = fresh_tries
+        if replay < 0 or replay_batch < 1:
+            raise ValueError("need replay >= 0 and replay_batch >= 1")
+        self.replay, self.replay_batch = replay, replay_batch
+        self.history: list[tuple[Arch, dict[str, float]]] = []  # every usable result
+        self.controller_name, self.update = controller, update
+        self.controller = make_controller(controller, space.num_choices, seed=self.seed)
+        self.learner = PolicyGradient(self.controller, update, optimizer, lr, clip, ppo_epochs,
+                                      ppo_batch)
+        self.optimizer = optimizer
         self.baseline: float | None = None
         self.t = 0
         self.restarts: list[int] = []
         self.archive: list[tuple[Arch, dict[str, float]]] = []
-        self.told: list[dict[str, float]] = []  # every scored result, to rebuild the reward
+        self.seen: set[Arch] = set()
         self.reward_fn = self._new_reward()
 
     def _new_reward(self):
         if self.reward_name == "adf":
             return ADFReward(self.objectives, self.ranges, anneal_episodes=self.anneal,
-                             stages=self.stages)
+                             stages=self.stages, band=self.band, power=self.power,
+                             floor_quantile=self.floor_quantile)
         if self.reward_name == "adc":
             return ADCReward(self.objectives)
         return WeightedSumReward(self.objectives, self.ranges)
@@ -125,41 +164,53 @@ class NPG(Policy):
         return cosine_temperature(self.t, restarts=self.restarts, **self.tau)
 
     def probabilities(self) -> list[np.ndarray]:
-        tau = self.temperature()
-        out = []
-        for theta in self.logits:
-            z = theta / tau
-            p = np.exp(z - z.max())
-            out.append(p / p.sum())
-        return out
+        """Each decision's distribution at the current temperature (an autoregressive
+        controller's: along its most likely architecture)."""
+        return self.controller.greedy(self.temperature())[1]
+
+    def most_likely(self) -> Arch:
+        """The controller's most likely architecture."""
+        return self.space.validate(self.controller.greedy()[0])
 
     def ask(self, n: int = 1) -> list[Arch]:
-        probs = self.probabilities()
-        return [self.space.validate(tuple(int(self.rng.choice(len(p), p=p)) for p in probs))
-                for _ in range(self._check_n(n))]
+        tau = self.temperature()
+        out: list[Arch] = []
+        for _ in range(self._check_n(n)):
+            for _ in range(self.fresh_tries + 1):  # prefer an architecture not yet evaluated
+                arch = self.space.validate(self.controller.sample(self.rng, tau))
+                if arch not in self.seen and arch not in out:
+                    break
+            out.append(arch)
+        return out
 
     def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
         self._check_told(archs, results)
-        probs, tau = self.probabilities(), self.temperature()
+        tau = self.temperature()  # the temperature ``archs`` were sampled at
+        advantages = []
         for arch, result in zip(archs, results):
+            self.seen.add(tuple(arch))
             metrics = {m: result.metrics.get(m) for m in self.objectives}
             usable = result.ok and all(v is not None and math.isfinite(v) for v in metrics.values())
             reward = self._reward(metrics) if usable else 0.0
             if usable:
                 self._archive(tuple(arch), metrics)
+                self.history.append((tuple(arch), metrics))
             self.baseline = reward if self.baseline is None else (
                 self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward)
-            advantage = reward - self.baseline
-            for theta, p, a in zip(self.logits, probs, arch):
-                grad = -p
-                grad[a] += 1.0
-                theta += self.lr * advantage * grad / tau
-            self.t += 1
+            advantages.append(reward - self.baseline)
+        self.learner.step(archs, advantages, tau)
+        for _ in range(self.replay if len(self.history) > 1 else 0):
+            idx = self.rng.choice(len(self.history), min(self.replay_batch, len(self.history)),
+                                  replace=False)
+            scores = np.array([self.reward_fn.score(self.history[i][1]) for i in idx])
+            if scores.std() > 0:
+                self.learner.step([self.history[i][0] for i in idx],
+                                  (scores - scores.mean()) / scores.std(), tau)
+        self.t += len(archs)
 
     def _reward(self, metrics: dict[str, float]) -> float:
         before = self.reward_fn.progress() if self.reward_name == "adf" else None
         reward, _ = self.reward_fn.reward(metrics)
-        self.told.append(metrics)
         if before is not None and self.restart_on_move and self.reward_fn.progress() != before:
             self.restarts.append(self.t + 1)  # the targets moved: explore afresh
         return float(reward)
@@ -175,23 +226,31 @@ class NPG(Policy):
         return [(self.space.to_str(a), dict(m)) for a, m in self.archive]
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"objectives": self.objectives, "reward": self.reward_name, "lr": self.lr,
+        return {"objectives": self.objectives, "reward": self.reward_name,
+                "controller": self.controller_name, "update": self.update,
+                "optimizer": self.optimizer, "lr": self.lr,
                 "baseline_decay": self.baseline_decay, **self.tau,
                 "restart_on_move": self.restart_on_move, "anneal": self.anneal,
-                "stages": self.stages}
+                "stages": self.stages, "band": self.band, "power": self.power,
+                "floor_quantile": self.floor_quantile,
+                "replay": self.replay, "replay_batch": self.replay_batch,
+                "fresh_tries": self.fresh_tries}
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "logits": [t.tolist() for t in self.logits],
+        return {**super().state_dict(), "learner": self.learner.state_dict(),
                 "baseline": self.baseline, "t": self.t, "restarts": self.restarts,
-                "archive": [[list(a), m] for a, m in self.archive], "told": self.told}
+                "archive": [[list(a), m] for a, m in self.archive],
+                "history": [[list(a), m] for a, m in self.history],
+                "seen": sorted(list(a) for a in self.seen)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.logits = [np.asarray(t, dtype=float) for t in state["logits"]]
+        self.learner.load_state_dict(state["learner"])
         self.baseline, self.t = state["baseline"], state["t"]
         self.restarts = list(state["restarts"])
         self.archive = [(tuple(a), dict(m)) for a, m in state["archive"]]
         self.reward_fn = self._new_reward()  # replay the rewards: the same non-stationary state
-        for metrics in state["told"]:
+        self.history = [(tuple(a), dict(m)) for a, m in state["history"]]
+        for _, metrics in self.history:
             self.reward_fn.reward(metrics)
-        self.told = list(state["told"])
+        self.seen = {tuple(a) for a in state["seen"]}
