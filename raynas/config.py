@@ -53,7 +53,9 @@ class EvaluatorConfig:
     """How architectures are scored."""
 
     kind: str = "training"
-    """``training`` (real torch training as Tune trials) or ``tabular`` (benchmark table)."""
+    """``training`` (real torch training as Tune trials), ``tabular`` (benchmark table) or
+    ``supernet`` (paths of a pre-trained weight-sharing supernet, fine-tuned
+    ``steps`` SGD steps per architecture, in process; the best one is retrained)."""
     dataset: str = "digits"
     """digits (embedded), cifar10 or cifar100 (from ``path``), or a dataset of the table."""
     path: str | None = None
@@ -70,6 +72,12 @@ class EvaluatorConfig:
     """SGD weight decay."""
     measure_latency: bool = True
     """Measure each network's inference latency."""
+    steps: int = 50
+    """Supernet: SGD steps fine-tuning the shared weights on each sampled path."""
+    pretrain_steps: int = 200
+    """Supernet: one-shot pre-training steps (uniformly sampled paths) before the search."""
+    retrain: bool = True
+    """Supernet: train the best architecture from scratch (``epochs``) and export it."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +169,8 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+EVALUATOR_KINDS = ("training", "tabular", "supernet")
 
 # ------------------------------------------------------------------ parsing
 _NAMED_SECTIONS = ("space", "policy")  # their extra keys are constructor options
@@ -255,13 +265,16 @@ def validate(config: SearchConfig) -> SearchConfig:
     _check_options("space.", SPACES[config.space.name], config.space.options)
     _check_options("policy.", POLICIES[config.policy.name], config.policy.options)
     ev = config.evaluator
-    if ev.kind not in ("training", "tabular"):
-        raise ConfigError(f"evaluator.kind: expected 'training' or 'tabular', got {ev.kind!r}")
+    if ev.kind not in EVALUATOR_KINDS:
+        raise ConfigError(f"evaluator.kind: expected one of {', '.join(EVALUATOR_KINDS)}, got "
+                          f"{ev.kind!r}")
     if ev.kind == "tabular" and ev.path is None:
         raise ConfigError("evaluator.path: a tabular evaluator needs the benchmark table's path")
-    for key in ("epochs", "batch_size", "input_size"):
+    for key in ("epochs", "batch_size", "input_size", "steps"):
         if getattr(ev, key) < 1:
             raise ConfigError(f"evaluator.{key}: must be >= 1, got {getattr(ev, key)}")
+    if ev.pretrain_steps < 0:
+        raise ConfigError(f"evaluator.pretrain_steps: must be >= 0, got {ev.pretrain_steps}")
     if config.budget < 1:
         raise ConfigError(f"budget: must be >= 1, got {config.budget}")
     res = config.resources

@@ -3,6 +3,10 @@
 * ``evaluator.kind: training`` — every architecture is a Ray Tune trial that trains a
   network; the best one is exported to ONNX (see :mod:`raynas.export`).
 * ``evaluator.kind: tabular`` — lookups in a benchmark table, in process.
+* ``evaluator.kind: supernet`` — paths of a pre-trained weight-sharing supernet,
+  fine-tuned per architecture, in process (NPG-NAS's evaluator); the supernet is
+  saved to ``supernet.pt`` after every round, so ``--resume`` continues with it. The
+  best path is retrained from scratch and exported like a training search's.
 
 Outputs in ``out_dir``: ``config.yaml`` (what ``--resume`` reads), ``history.parquet``,
 ``best/arch.txt`` and ``best/metrics.json``, ``summary.md`` and ``progress.png``, plus
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,7 @@ from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
 from raynas.errors import CheckpointError
 from raynas.front_report import save_front
 from raynas.report import write_report
+from raynas.search.callbacks import Callback
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,8 @@ def run_search(
     cfg.dump(config, saved)
     if config.evaluator.kind == "tabular":
         return _run_tabular(config, out_dir, resume)
+    if config.evaluator.kind == "supernet":
+        return _run_supernet(config, out_dir, resume)
     return _run_training(config, out_dir, verbose)
 
 
@@ -179,6 +187,86 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
     _write_best(out_dir, result.incumbent, result.incumbent_metrics)
     write_report(out_dir)
     return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None)
+
+
+SUPERNET_FILE = "supernet.pt"
+
+
+class _SaveSupernet(Callback):
+    """Search callback: write the supernet's state after every round (for ``--resume``)."""
+
+    def __init__(self, evaluator, path: Path) -> None:
+        self.evaluator, self.path = evaluator, path
+
+    def on_step(self, search, rows) -> None:
+        self.evaluator.save(self.path)
+
+    def on_search_end(self, search) -> None:
+        self.evaluator.save(self.path)
+
+
+def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> SearchSummary:
+    from raynas.data import load_dataset
+    from raynas.evaluators.supernet import SupernetEvaluator
+    from raynas.search import Budget, Search
+
+    ev = config.evaluator
+    space = build_space(config)
+    data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
+    evaluator = SupernetEvaluator(space, data, steps=ev.steps, pretrain_steps=ev.pretrain_steps,
+                                  lr=ev.lr, weight_decay=ev.weight_decay,
+                                  batch_size=ev.batch_size, seed=config.seed)
+    weights = out_dir / SUPERNET_FILE
+    if resume and weights.is_file():
+        evaluator.load(weights)
+    spec, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
+    if spec is not None:
+        save_front(out_dir, spec)
+    callbacks: list = [_SaveSupernet(evaluator, weights)]
+    tracker = None
+    if config.tracking.mlflow:
+        from raynas.tracking import MlflowTracker
+
+        tracker = MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
+                                front=spec, child_runs=bool(config.tracking.child_runs))
+        callbacks.append(tracker)
+    search = Search(space, build_policy(config, space), evaluator,
+                    Budget(max_queries=config.budget), out_dir=out_dir, progress=True,
+                    callbacks=callbacks)
+    result = search.run(resume=resume)
+    metrics, model_file = dict(result.incumbent_metrics), None
+    if ev.retrain and result.incumbent is not None:
+        retrained, model_file = _retrain(config, space, data, result.incumbent, out_dir / "best")
+        metrics.update({f"retrained_{k}": v for k, v in retrained.items()})
+    _write_best(out_dir, result.incumbent, metrics)
+    write_report(out_dir)
+    if tracker is not None:
+        best = out_dir / "best"
+        retrained = {k: v for k, v in metrics.items() if k.startswith("retrained_")}
+        now = int(time.time() * 1000)
+        tracker.mlflow.log_metrics(tracker.run_id, [(k, float(v), now, 0)
+                                                    for k, v in retrained.items()])
+        for path in (best / "arch.txt", best / "metrics.json", model_file):
+            if path is not None and path.exists():
+                tracker.mlflow.log_artifact(tracker.run_id, path)
+    return SearchSummary(out_dir, result.incumbent, metrics, result.queries, model_file)
+
+
+def _retrain(config: cfg.SearchConfig, space, data, arch: str, folder: Path):
+    """Train ``arch`` from scratch (the evaluator's epochs and SGD settings) and export
+    it; its metrics and the ONNX file."""
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.export import build_trained, export_network
+
+    ev = config.evaluator
+    trainer = TrainingEvaluator(space, data, epochs=ev.epochs, lr=ev.lr,
+                                batch_size=ev.batch_size, weight_decay=ev.weight_decay,
+                                seed=config.seed, measure_latency=ev.measure_latency)
+    last: dict = {}
+    result = trainer.fit(space.from_str(arch), on_epoch=lambda m, get: last.update(get=get))
+    model = build_trained(space, arch, last["get"]()["model"], data.num_classes,
+                          data.in_channels)
+    return dict(result.metrics), export_network(model, data.test_x[:2], folder)
 
 
 def build_evaluator(config: cfg.SearchConfig, space):
@@ -296,6 +384,10 @@ def describe(summary: SearchSummary) -> list[str]:
     parts = [f"{k}={m[k]:.4g}" for k in ("valid_acc", "test_acc", "params", "flops",
                                           "latency_ms") if k in m]
     lines += [f"best architecture: {summary.best_arch}", "  " + ", ".join(parts)]
+    retrained = [f"{k}={m['retrained_' + k]:.4g}" for k in ("valid_acc", "test_acc", "params")
+                 if "retrained_" + k in m]
+    if retrained:
+        lines.append("  retrained from scratch: " + ", ".join(retrained))
     if summary.model_file is not None:
         lines.append(f"  exported network: {summary.model_file}")
     lines.append(f"results: {summary.out_dir} (history.parquet, best/, config.yaml)")

@@ -200,6 +200,53 @@ budget: 150
     assert pq.read_table(out / "pareto.parquet").num_rows >= 5
 
 
+def test_npg_on_a_fine_tuned_supernet_writes_its_front_and_resumes(tmp_path):
+    """NPG-NAS end to end on digits: a pre-trained supernet fine-tuned per sampled path
+    scores the architectures; the front goes to Parquet, PNG and MLflow; the best path
+    is retrained from scratch and exported; ``--resume`` continues with the saved
+    supernet."""
+    import json
+
+    import mlflow
+    import torch
+    import yaml
+
+    from raynas.tracking import default_uri
+
+    config = _write_config(tmp_path / "npg.yaml", """
+space: {name: nb201, channels: 4, cells_per_stage: 1}
+policy: {name: npg}
+evaluator: {kind: supernet, input_size: 8, steps: 5, pretrain_steps: 300, epochs: 3,
+            batch_size: 128, measure_latency: false}
+front: {objectives: {valid_acc: max, params: min}}
+budget: 6
+""")
+    out = tmp_path / "run"
+    proc = _raynas("search", config, "--out", str(out))
+    assert "retrained from scratch: valid_acc=" in proc.stdout
+    history = pq.read_table(out / "history.parquet")
+    assert history.num_rows == 6 and {"valid_acc", "test_acc", "params", "flops"} <= set(
+        history.column_names)
+    assert history["valid_acc"].to_numpy().max() > 50  # a pre-trained supernet; chance is 10
+    front = pq.read_table(out / "pareto.parquet")
+    assert 1 <= front.num_rows <= 6 and (out / "pareto.png").stat().st_size > 0
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert best["retrained_test_acc"] > 40 and (out / "best" / "model.onnx").is_file()
+    client = mlflow.MlflowClient(default_uri(out))
+    (run,) = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    assert run.data.metrics["hypervolume"] > 0 and "retrained_test_acc" in run.data.metrics
+    assert {"pareto.parquet", "pareto.png", "model.onnx"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)}
+    assert torch.load(out / "supernet.pt", weights_only=True)["evaluations"] == 6
+    # a larger budget, resumed: the saved supernet goes on being fine-tuned
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    saved["budget"] = 9
+    (out / "config.yaml").write_text(yaml.safe_dump(saved, sort_keys=False))
+    _raynas("search", "--resume", str(out))
+    assert pq.read_table(out / "history.parquet").num_rows == 9
+    assert torch.load(out / "supernet.pt", weights_only=True)["evaluations"] == 9
+
+
 def test_report_compare_overlays_searches(table_path, tmp_path):
     import re
 

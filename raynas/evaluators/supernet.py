@@ -5,10 +5,12 @@
   op of each edge runs forward and backward (MANAS: memory O(N) in the number of
   edges); in ``mixed`` mode every op runs, weighted by a softmax over
   architecture parameters (the DARTS baseline: memory O(N·K)).
-* :class:`SupernetEvaluator` — an evaluator whose ``evaluate(arch)`` trains the
-  shared weights for ``steps`` SGD steps on that architecture's path and returns
-  the path's validation accuracy: MANAS's reward, after its step 5 (the shared
-  weights move with every evaluation, so results are not cached).
+* :class:`SupernetEvaluator` — an evaluator whose ``evaluate(arch)`` fine-tunes the
+  shared weights for ``steps`` SGD steps on that architecture's path, writes them
+  back, and returns the path's validation accuracy (MANAS's reward, after its step
+  5; NPG-NAS's "continuously fine-tuned pre-trained shared model"), its test
+  accuracy and the stand-alone network's params/FLOPs. ``pretrain_steps`` first
+  trains the supernet on uniformly sampled paths (one-shot pre-training).
 * :func:`run_supernet_search` — MANAS's Algorithm 1 with any policy: sample, train
   the path, reward the agents; the derived architecture is the policy's most
   likely one, retrained from scratch by a :class:`~raynas.evaluators.TrainingEvaluator`.
@@ -23,6 +25,7 @@ half of the decisions.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -104,36 +107,86 @@ class Supernet(nn.Module):
 
 
 class SupernetEvaluator:
-    """Score architectures as paths of a shared, continuously trained supernet.
+    """Score architectures as paths of a shared, continuously fine-tuned supernet.
 
     ``evaluate([arch])`` trains the shared weights for ``steps`` SGD steps on
-    ``arch``'s path (training batches continue across calls), then measures that
-    path's validation accuracy (``valid_acc``) and loss. Deterministic from ``seed``
-    and the sequence of calls.
+    ``arch``'s path (training batches continue across calls; the weights stay
+    shared, so every evaluation fine-tunes the model the next one starts from), then
+    measures that path's validation accuracy and loss (``valid_acc``,
+    ``valid_loss``: the search metric) and test accuracy (``test_acc``: reported
+    only), plus the stand-alone network's ``params`` and ``flops`` (M), so
+    multi-objective policies can trade accuracy for size. Deterministic from
+    ``seed`` and the sequence of calls.
 
     Args:
         space: A cell space.
         data: Train/valid/test splits.
         steps: SGD steps per evaluation (50 in NPG-NAS's fine-tuning).
+        pretrain_steps: One-shot pre-training before the first evaluation: this many
+            SGD steps, each on a uniformly sampled path.
         lr, momentum, weight_decay, batch_size: The shared weights' SGD.
-        seed: Seeds the weights and the batch order.
+        seed: Seeds the weights, the batch order and the pre-training paths.
     """
 
     search_metric = "valid_acc"
-    report_metric = "valid_acc"  # a supernet path has no test score worth reporting
+    report_metric = "test_acc"
 
-    def __init__(self, space, data, *, steps: int = 10, lr: float = 0.05, momentum: float = 0.9,
-                 weight_decay: float = 3e-4, batch_size: int = 64, seed: int = 0) -> None:
-        if steps < 1 or batch_size < 1:
-            raise ValueError("need steps >= 1 and batch_size >= 1")
+    def __init__(self, space, data, *, steps: int = 10, pretrain_steps: int = 0,
+                 lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 3e-4,
+                 batch_size: int = 64, seed: int = 0) -> None:
+        from raynas.spaces.cost import LinearCostModel
+
+        if steps < 1 or batch_size < 1 or pretrain_steps < 0:
+            raise ValueError("need steps >= 1, batch_size >= 1 and pretrain_steps >= 0")
         torch.manual_seed(seed)
         self.space, self.data, self.steps, self.batch_size = space, data, steps, batch_size
+        self.pretrain_steps = pretrain_steps
         self.supernet = Supernet(space, data.num_classes, data.in_channels)
         self.optimizer = torch.optim.SGD(self.supernet.weight_parameters(), lr=lr,
                                          momentum=momentum, weight_decay=weight_decay)
         self.rng = np.random.default_rng(seed)
         self._order, self._cursor = self.rng.permutation(len(data.train_y)), 0
         self.evaluations = 0
+        self.pretrained = pretrain_steps == 0
+        self.costs = LinearCostModel(space, data.num_classes, data.input_size, data.in_channels)
+
+    def pretrain(self) -> float:
+        """One-shot pre-training (``pretrain_steps`` steps on uniformly sampled paths);
+        the mean training loss. Runs once; later calls return 0."""
+        if self.pretrained:
+            return 0.0
+        losses = [self._sgd_step(tuple(int(self.rng.integers(k)) for k in self.space.num_choices))
+                  for _ in range(self.pretrain_steps)]
+        self.pretrained = True
+        return float(np.mean(losses))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the next evaluation depends on: weights, optimiser, batch order."""
+        return {"supernet": self.supernet.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "rng": json.dumps(self.rng.bit_generator.state),
+                "order": torch.as_tensor(self._order),
+                "cursor": self._cursor, "evaluations": self.evaluations,
+                "pretrained": self.pretrained}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.supernet.load_state_dict(state["supernet"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = json.loads(state["rng"])
+        self._order, self._cursor = np.asarray(state["order"]), int(state["cursor"])
+        self.evaluations, self.pretrained = int(state["evaluations"]), bool(state["pretrained"])
+
+    def save(self, path) -> None:
+        """Write :meth:`state_dict` to ``path`` (atomically)."""
+        from pathlib import Path
+
+        path = Path(path)
+        tmp = path.with_suffix(".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(path)
+
+    def load(self, path) -> None:
+        """Restore what :meth:`save` wrote (``weights_only``: no pickled code runs)."""
+        self.load_state_dict(torch.load(path, weights_only=True))
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._cursor + self.batch_size > len(self._order):
@@ -142,44 +195,50 @@ class SupernetEvaluator:
         self._cursor += self.batch_size
         return self.data.train_x[idx], self.data.train_y[idx]
 
-    def train_path(self, arch: Arch) -> float:
-        """``steps`` SGD steps on ``arch``'s path; the mean training loss."""
+    def _sgd_step(self, arch: Arch) -> float:
         self.supernet.set_arch(arch)
         self.supernet.train()
-        losses = []
-        for _ in range(self.steps):
-            x, y = self._batch()
-            loss = nn.functional.cross_entropy(self.supernet(x), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            losses.append(loss.item())
-        return float(np.mean(losses))
+        x, y = self._batch()
+        loss = nn.functional.cross_entropy(self.supernet(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+    def train_path(self, arch: Arch) -> float:
+        """``steps`` SGD steps on ``arch``'s path; the mean training loss."""
+        return float(np.mean([self._sgd_step(arch) for _ in range(self.steps)]))
 
     @torch.no_grad()
-    def validate(self, arch: Arch) -> tuple[float, float]:
-        """Validation accuracy (%) and loss of ``arch``'s path."""
+    def validate(self, arch: Arch, split: str = "valid") -> tuple[float, float]:
+        """Accuracy (%) and loss of ``arch``'s path on ``split`` (``valid`` or ``test``)."""
+        x, y = getattr(self.data, f"{split}_x"), getattr(self.data, f"{split}_y")
         self.supernet.set_arch(arch)
         self.supernet.eval()
-        logits = self.supernet(self.data.valid_x)
-        loss = nn.functional.cross_entropy(logits, self.data.valid_y).item()
-        accuracy = (logits.argmax(1) == self.data.valid_y).float().mean().item() * 100
-        return accuracy, loss
+        logits = self.supernet(x)
+        loss = nn.functional.cross_entropy(logits, y).item()
+        return (logits.argmax(1) == y).float().mean().item() * 100, loss
 
     def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+        self.pretrain()
         results = []
         for arch in archs:
             start = time.perf_counter()
             train_loss = self.train_path(arch)
             valid_acc, valid_loss = self.validate(arch)
+            test_acc, _ = self.validate(arch, "test")
             self.evaluations += 1
-            results.append(Result({"valid_acc": valid_acc, "valid_loss": valid_loss,
-                                   "train_loss": train_loss}, cost=time.perf_counter() - start))
+            results.append(Result({
+                "valid_acc": valid_acc, "valid_loss": valid_loss, "test_acc": test_acc,
+                "train_loss": train_loss, "params": float(self.costs.params([arch])[0]),
+                "flops": float(self.costs.flops([arch])[0]),
+            }, cost=time.perf_counter() - start))
         return results
 
     def describe(self) -> dict[str, Any]:
         return {"evaluator": "supernet", "space": self.space.name, "steps": self.steps,
-                "batch_size": self.batch_size}
+                "pretrain_steps": self.pretrain_steps, "batch_size": self.batch_size,
+                **self.data.describe()}
 
 
 def run_supernet_search(policy, evaluator: SupernetEvaluator, steps: int,
