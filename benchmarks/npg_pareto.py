@@ -42,7 +42,8 @@ ANCHORS = {
 TARGETS = {"cifar10": 0.995, "cifar100": 0.99, "imagenet16_120": 0.98}  # NPG @300
 
 
-def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path) -> None:
+def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
+                policies: tuple[str, ...] = POLICIES) -> None:
     """Seed 0's front of every policy (chosen on validation, test accuracy shown) and the
     table's true front."""
     import matplotlib
@@ -59,7 +60,7 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path) -> None
     spec = true_fronts(table, config)[dataset].spec
     true = table_front(table, dataset, "test_acc", "params", *NB201_SHAPES[dataset])
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for i, policy in enumerate(POLICIES):
+    for i, policy in enumerate(policies):
         history = pq.read_table(out / "histories" / f"{policy}__{dataset}__0.parquet")
         front = front_table(history, spec)
         order = np.argsort(front["params"].to_numpy())
@@ -83,18 +84,21 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("/tmp/npg_pareto"))
     parser.add_argument("--figures", type=Path, default=None)
+    parser.add_argument("--policies", default=",".join(POLICIES),
+                        help="comma-separated subset of " + ",".join(POLICIES))
     args = parser.parse_args()
     if args.table is None:
         parser.error("pass --table or set RAYNAS_NB201_TABLE")
+    policies = tuple(p for p in args.policies.split(",") if p)
     start = time.perf_counter()
     common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
                   objectives=OBJECTIVES, keep_histories=True)
-    curves = run_bench(BenchConfig(policies=POLICIES, out=args.out, **common))
+    curves = run_bench(BenchConfig(policies=policies, out=args.out, **common))
     ablation = run_bench(BenchConfig(
         policies=("npg",), out=args.out / "no_restarts", **common,
         policy_kwargs={"npg": {"restart_on_move": False, "period": args.budget}},
     ))
-    print(f"\n{len(POLICIES) + 1} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
+    print(f"\n{len(policies) + 1} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
           f"{args.budget} queries in {time.perf_counter() - start:.1f} s")
     points = [q for q in (100, 300) if q <= args.budget]
     print("\nhypervolume / true front's, mean ± standard error "
@@ -102,7 +106,7 @@ def main() -> None:
     print("| dataset | policy | " + " | ".join(f"@{q}" for q in points) + " |")
     print("|---|---|" + "---|" * len(points))
     for dataset in DATASETS:
-        rows = [(p, curves) for p in POLICIES] + [("npg, no warm restarts", ablation)]
+        rows = [(p, curves) for p in policies] + [("npg, no warm restarts", ablation)]
         for label, source in rows:
             policy = "npg" if label.startswith("npg") else label
             cells = []
@@ -120,7 +124,7 @@ def main() -> None:
         table = BenchmarkTable.load(args.table)
         for dataset in DATASETS:
             plot_fronts(args.out, dataset, table, args.budget,
-                        args.figures / f"npg_pareto_{dataset}.png")
+                        args.figures / f"npg_pareto_{dataset}.png", policies)
         print(f"\nfronts of seed 0: {args.figures}/npg_pareto_<dataset>.png")
 
 

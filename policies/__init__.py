@@ -3,8 +3,9 @@
 Registered names (:func:`make_policy`): ``random``, ``rea`` (regularized
 evolution), ``ls`` (local search), ``tpe`` (Optuna's TPE, a peer; needs the
 ``optuna`` extra), ``manas`` and ``manas-ls`` (per-edge agents, MANAS) ``npg`` (multi-objective
-non-stationary policy gradient), and the multi-objective Optuna peers ``nsga2`` and
-``motpe``.
+non-stationary policy gradient), ``catch`` (context-based meta-RL; adapts a
+meta-trained agent, or searches from scratch), and the multi-objective Optuna peers
+``nsga2`` and ``motpe``.
 
 Example:
     >>> from raynas.policies import make_policy
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import unknown_name
+from raynas.policies.catch import CATCH
 from raynas.policies.local_search import LocalSearch
 from raynas.policies.manas import MANAS, MANASLS
 from raynas.policies.npg import NPG
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 POLICIES: dict[str, type[Policy]] = {
     cls.name: cls for cls in (
-        RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS, NPG, MOTPE, NSGA2
+        RandomSearch, RegularizedEvolution, LocalSearch, TPE, MANAS, MANASLS, NPG, MOTPE, NSGA2,
+        CATCH,
     )
 }
 
@@ -55,6 +58,7 @@ def make_policy(
 
 
 __all__ = [
+    "CATCH",
     "MANAS",
     "MANASLS",
     "MOTPE",

@@ -63,6 +63,17 @@ class Controller(nn.Module):
         return tuple(int(a) for a in arch[0])
 
     @torch.no_grad()
+    def sample_many(self, rng: np.random.Generator, tau: float, m: int) -> list[tuple[int, ...]]:
+        """``m`` architectures at once (one forward pass per decision for all of them)."""
+        archs = torch.zeros(m, len(self.num_choices), dtype=torch.long)
+        for d in range(len(self.num_choices)):
+            p = torch.softmax(self.logits(archs, d).double() / tau, dim=-1).numpy()
+            cdf = np.cumsum(p, axis=1)
+            u = rng.random(m)[:, None] * cdf[:, -1:]
+            archs[:, d] = torch.as_tensor(np.minimum((cdf < u).sum(axis=1), p.shape[1] - 1))
+        return [tuple(int(a) for a in row) for row in archs]
+
+    @torch.no_grad()
     def greedy(self, tau: float = 1.0) -> tuple[tuple[int, ...], list[np.ndarray]]:
         """The most likely choice decision by decision, and the distribution each was
         taken from (for a factorised controller: the marginals)."""
@@ -131,14 +142,18 @@ class LSTMController(Controller):
 
 class MLPController(Controller):
     """An MLP over the choices so far (one-hots, zeros for undecided) and the decision's
-    position one-hot; one linear head per decision."""
+    position one-hot, plus an optional context vector (:attr:`context`, e.g. CATCH's
+    task latent z; gradients flow into it); one linear head per decision."""
 
     autoregressive = True
 
-    def __init__(self, num_choices: Sequence[int], hidden: int = HIDDEN) -> None:
+    def __init__(self, num_choices: Sequence[int], hidden: int = HIDDEN,
+                 context_dim: int = 0) -> None:
         super().__init__(num_choices)
         self.offsets = np.concatenate([[0], np.cumsum(self.num_choices)])
-        n_in = int(self.offsets[-1]) + len(self.num_choices)
+        self.context_dim = context_dim
+        self.context: torch.Tensor | None = None  # (context_dim,); None: zeros
+        n_in = int(self.offsets[-1]) + len(self.num_choices) + context_dim
         self.body = nn.Sequential(nn.Linear(n_in, hidden), nn.Tanh())
         self.heads = nn.ModuleList([nn.Linear(hidden, k) for k in self.num_choices])
         for head in self.heads:
@@ -151,7 +166,32 @@ class MLPController(Controller):
         for i in range(d):
             x[torch.arange(n), archs[:, i] + int(self.offsets[i])] = 1.0
         x[:, width + d] = 1.0
+        if self.context_dim:
+            z = self.context if self.context is not None else torch.zeros(self.context_dim)
+            x = torch.cat([x, z.expand(n, -1)], dim=1)
         return self.heads[d](self.body(x))
+
+    def entropy(self, archs: torch.Tensor) -> torch.Tensor:
+        """Summed entropy of the decisions along each row of ``archs``."""
+        total = torch.zeros(len(archs))
+        for d in range(len(self.num_choices)):
+            logp = torch.log_softmax(self.logits(archs, d), dim=-1)
+            total = total - (logp.exp() * logp).sum(dim=1)
+        return total
+
+
+def ppo_clip_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                  clip: float = 0.2) -> torch.Tensor:
+    """PPO's clipped surrogate, to minimise: ``−mean(min(ρA, clip(ρ, 1 − ε, 1 + ε)A))``
+    with ``ρ = exp(new_logp − old_logp)``.
+
+    Example:
+        >>> ppo_clip_loss(torch.log(torch.tensor([1.5])), torch.zeros(1), torch.ones(1)).item()
+        -1.2000000476837158
+    """
+    ratio = torch.exp(new_logp - old_logp)
+    clipped = torch.clamp(ratio, 1 - clip, 1 + clip)
+    return -torch.min(ratio * advantages, clipped * advantages).mean()
 
 
 def make_controller(name: str, num_choices: Sequence[int], seed: int) -> Controller:
@@ -219,9 +259,7 @@ class PolicyGradient:
             # one temperature per row: rows sampled at different τ keep their own
             new = torch.stack([self.controller.log_prob(archs[i : i + 1], float(taus[i]))[0]
                                for i in range(len(archs))])
-            ratio = torch.exp(new - old)
-            clipped = torch.clamp(ratio, 1 - self.clip, 1 + self.clip)
-            self._descend(-torch.min(ratio * adv, clipped * adv).mean())
+            self._descend(ppo_clip_loss(new, old, adv, self.clip))
 
     def _descend(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -229,24 +267,34 @@ class PolicyGradient:
         self.optimizer.step()
 
     def state_dict(self) -> dict[str, Any]:
-        opt = self.optimizer.state_dict()
-        return {
-            "weights": {k: v.tolist() for k, v in self.controller.state_dict().items()},
-            "optimizer": {
-                "state": {str(k): {n: (t.tolist() if torch.is_tensor(t) else t)
-                                   for n, t in s.items()} for k, s in opt["state"].items()},
-                "param_groups": opt["param_groups"],
-            },
-            "buffer": self.buffer,
-        }
+        return {"weights": module_state(self.controller),
+                "optimizer": optimizer_state(self.optimizer), "buffer": self.buffer}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.controller.load_state_dict(
-            {k: torch.as_tensor(v, dtype=torch.float32) for k, v in state["weights"].items()})
-        opt = state["optimizer"]
-        self.optimizer.load_state_dict({
-            "state": {int(k): {n: torch.as_tensor(v, dtype=torch.float32) for n, v in s.items()}
-                      for k, s in opt["state"].items()},
-            "param_groups": opt["param_groups"],
-        })
+        load_module_state(self.controller, state["weights"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         self.buffer = [(list(a), float(x), float(o), float(t)) for a, x, o, t in state["buffer"]]
+
+
+# JSON-able torch state (policies' state_dicts are JSON; float32 round-trips exactly)
+def module_state(module: nn.Module) -> dict[str, Any]:
+    return {k: v.tolist() for k, v in module.state_dict().items()}
+
+
+def load_module_state(module: nn.Module, state: dict[str, Any]) -> None:
+    module.load_state_dict({k: torch.as_tensor(v, dtype=torch.float32) for k, v in state.items()})
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    opt = optimizer.state_dict()
+    return {"state": {str(k): {n: (t.tolist() if torch.is_tensor(t) else t) for n, t in s.items()}
+                      for k, s in opt["state"].items()},
+            "param_groups": opt["param_groups"]}
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    optimizer.load_state_dict({
+        "state": {int(k): {n: torch.as_tensor(v, dtype=torch.float32) for n, v in s.items()}
+                  for k, s in state["state"].items()},
+        "param_groups": state["param_groups"],
+    })

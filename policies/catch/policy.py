@@ -1,0 +1,277 @@
+"""The CATCH policy: ask/tell search with a (meta-trained) CATCHer.
+
+Each ``ask``: z is drawn from q(z | context) (the task's history so far; empty: the
+prior), the controller proposes ``candidates`` architectures not yet evaluated, the
+evaluator ranks them and the top ones are returned, except that each pick is a
+random candidate with probability ε (decaying linearly from ``epsilon`` to 0 over
+``epsilon_queries`` results). Each ``tell`` appends the results to the context and
+makes ``updates`` Adam steps on the joint loss (:mod:`raynas.policies.catch.agent`)
+with the ``window`` most recent results as the PPO batch. Rewards are normalised per
+task against the context (``rank`` into [−1, 1], or ``zscore``), so tasks with
+different accuracy ranges share one agent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from raynas.policies.catch.agent import CLIP, ENTROPY, HIDDEN, KL_WEIGHT, LATENT, CATCHAgent
+from raynas.policies.controllers import (
+    load_module_state,
+    load_optimizer_state,
+    module_state,
+    optimizer_state,
+)
+from raynas.search.policy import Policy
+from raynas.types import Arch, Objective, Result
+
+NORMALIZATIONS = ("rank", "zscore")
+CHECKPOINT_FORMAT = "raynas-catch-1"
+
+
+def normalize_rewards(scores: Sequence[float], how: str = "rank") -> np.ndarray:
+    """Per-task rewards: ``rank`` (average ranks of ties, scaled into [−1, 1]) or
+    ``zscore`` ((s − mean) / std; zeros when all are equal).
+
+    Example:
+        >>> normalize_rewards([10.0, 30.0, 20.0]).tolist()
+        [-1.0, 1.0, 0.0]
+    """
+    s = np.asarray(scores, dtype=float)
+    if how not in NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
+    if len(s) < 2 or np.ptp(s) == 0:
+        return np.zeros(len(s))
+    if how == "zscore":
+        return (s - s.mean()) / s.std()
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s))
+    ranks[order] = np.arange(len(s))
+    for value in np.unique(s):  # ties share their average rank
+        tied = s == value
+        ranks[tied] = ranks[tied].mean()
+    return 2.0 * ranks / (len(s) - 1) - 1.0
+
+
+def save_checkpoint(agent: CATCHAgent, path: str | Path, **info: Any) -> Path:
+    """Write a CATCHer's weights and shape as JSON (no pickle: safe to load)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": CHECKPOINT_FORMAT, "num_choices": agent.num_choices,
+            "latent": agent.latent, "hidden": agent.hidden, "use_z": agent.use_z,
+            "weights": module_state(agent), "info": info}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable CATCH checkpoint ({exc})") from None
+    if data.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a CATCH checkpoint (format {data.get('format')!r}, "
+                         f"expected {CHECKPOINT_FORMAT!r})")
+    return data
+
+
+class CATCH(Policy):
+    """Context-based meta-RL architecture search (see the module doc).
+
+    Args:
+        space: The search space.
+        seed: Seeds the agent's initial weights and all sampling.
+        objective: The search metric.
+        checkpoint: A meta-trained agent (:func:`raynas.policies.catch.meta_train`);
+            ``None``: search from scratch.
+        latent, hidden: The agent's shape (a checkpoint's win).
+        candidates: Architectures proposed per pick (M).
+        epsilon, epsilon_queries: Random picks among the candidates: probability
+            ``epsilon`` at first, 0 after ``epsilon_queries`` results.
+        lr: Adam's learning rate.
+        updates: Gradient steps per ``tell`` (0: no online learning).
+        window: The most recent asks forming the PPO batch.
+        normalize: ``rank`` or ``zscore`` reward normalisation per task.
+        use_z: Condition on the task latent (ablation: off).
+        use_evaluator: Filter candidates with the evaluator (ablation: off, the
+            controller's first sample is taken).
+        clip, entropy, kl_weight: PPO's ε, the entropy bonus, β_KL.
+
+    Example:
+        >>> from raynas.spaces import NB201Space
+        >>> policy = CATCH(NB201Space(), seed=0)
+        >>> archs = policy.ask(1)
+        >>> policy.tell(archs, [Result({"valid_acc": 80.0})])
+    """
+
+    name = "catch"
+
+    def __init__(self, space, *, seed: int = 0, objective: Objective | None = None,
+                 checkpoint: str | None = None, latent: int = LATENT, hidden: int = HIDDEN,
+                 candidates: int = 50, epsilon: float = 0.5, epsilon_queries: int = 20,
+                 lr: float = 3e-3, updates: int = 5, window: int = 16, normalize: str = "rank",
+                 use_z: bool = True, use_evaluator: bool = True, clip: float = CLIP,
+                 entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT) -> None:
+        super().__init__(space, seed=seed, objective=objective)
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if candidates < 1 or updates < 0 or window < 1 or not 0 <= epsilon <= 1 or lr <= 0:
+            raise ValueError("need candidates >= 1, updates >= 0, window >= 1, "
+                             "0 <= epsilon <= 1, lr > 0")
+        self.checkpoint = checkpoint
+        saved = read_checkpoint(checkpoint) if checkpoint else None
+        if saved is not None:
+            if saved["num_choices"] != list(space.num_choices):
+                raise ValueError(f"{checkpoint}: meta-trained for decisions "
+                                 f"{saved['num_choices']}, not this space's "
+                                 f"{list(space.num_choices)}")
+            latent, hidden, use_z = saved["latent"], saved["hidden"], saved["use_z"]
+        self.options = dict(candidates=candidates, epsilon=epsilon,
+                            epsilon_queries=epsilon_queries, lr=lr, updates=updates,
+                            window=window, normalize=normalize, use_evaluator=use_evaluator,
+                            clip=clip, entropy=entropy, kl_weight=kl_weight)
+        rng_state = torch.random.get_rng_state()
+        torch.manual_seed(self.seed)
+        try:
+            self.agent = CATCHAgent(space.num_choices, latent, hidden, use_z)
+        finally:
+            torch.random.set_rng_state(rng_state)
+        if saved is not None:
+            load_module_state(self.agent, saved["weights"])
+        self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=lr)
+        # this task's history: (arch, score, log-prob when asked); its tail is the PPO batch
+        self.context: list[tuple[Arch, float, float]] = []
+        self.pending: dict[Arch, float] = {}
+        self.seen: set[Arch] = set()
+        self.told = 0
+
+    # ------------------------------------------------------------------ ask
+    def _context_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        archs = torch.as_tensor([list(c[0]) for c in self.context], dtype=torch.long)
+        rewards = normalize_rewards([c[1] for c in self.context], self.options["normalize"])
+        return (archs.reshape(len(self.context), len(self.space.num_choices)),
+                torch.as_tensor(rewards, dtype=torch.float32))
+
+    def _z(self) -> torch.Tensor:
+        with torch.no_grad():
+            mu, variance = self.agent.posterior(*self._context_tensors())
+        noise = torch.as_tensor(self.rng.standard_normal(self.agent.latent), dtype=torch.float32)
+        return mu + variance.sqrt() * noise
+
+    def epsilon(self) -> float:
+        """The current probability of a random pick among the candidates."""
+        o = self.options
+        if o["epsilon_queries"] <= 0:
+            return 0.0
+        return o["epsilon"] * max(0.0, 1.0 - self.told / o["epsilon_queries"])
+
+    def ask(self, n: int = 1) -> list[Arch]:
+        n = self._check_n(n)
+        z = self._z()
+        self.agent.set_z(z)
+        picks = self.select(self.propose(n), z, n)
+        with torch.no_grad():
+            logp = self.agent.controller.log_prob(torch.as_tensor(picks, dtype=torch.long), 1.0)
+        self.pending.update({a: float(lp) for a, lp in zip(picks, logp)})
+        return picks
+
+    def propose(self, n: int) -> list[Arch]:
+        """Up to ``candidates`` distinct, not yet evaluated architectures from the
+        controller (at its current z); at least ``n`` (random ones fill in when the
+        controller keeps drawing evaluated ones)."""
+        candidates: list[Arch] = []
+        m = self.options["candidates"]
+        for _ in range(4):  # rounds of m draws; evaluated ones and repeats are skipped
+            for arch in self.agent.controller.sample_many(self.rng, 1.0, m):
+                arch = self.space.validate(arch)
+                if arch not in self.seen and arch not in candidates and len(candidates) < m:
+                    candidates.append(arch)
+            if len(candidates) >= m:
+                break
+        exhausted = len(self.seen) >= self.space.size
+        for _ in range(100 * n):
+            if len(candidates) >= n:
+                break
+            arch = self.space.sample(self.rng)
+            if arch not in candidates and (exhausted or arch not in self.seen):
+                candidates.append(arch)
+        while len(candidates) < n:  # a space smaller than the batch: repeats are allowed
+            candidates.append(self.space.sample(self.rng))
+        return candidates
+
+    def select(self, candidates: Sequence[Arch], z: torch.Tensor, n: int) -> list[Arch]:
+        """The evaluator's top ``n`` of ``candidates`` (in the controller's order without
+        the evaluator), each pick a random remaining candidate with probability ε."""
+        candidates = list(candidates)
+        if self.options["use_evaluator"]:
+            with torch.no_grad():
+                scores = self.agent.predict(torch.as_tensor(candidates, dtype=torch.long), z)
+            candidates = [candidates[i] for i in np.argsort(-scores.numpy(), kind="stable")]
+        picks = []
+        for _ in range(n):
+            i = int(self.rng.integers(len(candidates))) if self.rng.random() < self.epsilon() else 0
+            picks.append(candidates.pop(i))
+        return picks
+
+    # ----------------------------------------------------------------- tell
+    def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
+        self._check_told(archs, results)
+        for arch, result in zip(archs, results):
+            arch = tuple(arch)
+            self.seen.add(arch)
+            score = self._score(result)
+            logp = self.pending.pop(arch, None)
+            if logp is None:  # told without being asked (e.g. a warm start)
+                with torch.no_grad():
+                    logp = float(self.agent.controller.log_prob(
+                        torch.as_tensor([arch], dtype=torch.long), 1.0)[0])
+            if result.ok and math.isfinite(score):
+                self.context.append((arch, score, logp))
+            self.told += 1
+        if len(self.context) >= 2:
+            for _ in range(self.options["updates"]):
+                self._update()
+
+    def _update(self) -> None:
+        context = self._context_tensors()
+        recent = slice(-self.options["window"], None)
+        batch, advantages = context[0][recent], context[1][recent]
+        old = torch.as_tensor([c[2] for c in self.context[recent]], dtype=torch.float32)
+        noise = torch.as_tensor(self.rng.standard_normal(self.agent.latent), dtype=torch.float32)
+        o = self.options
+        loss, _ = self.agent.loss(context, batch, advantages, old, noise, o["clip"],
+                                  o["entropy"], o["kl_weight"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    # ---------------------------------------------------------------- state
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "latent": self.agent.latent,
+                "hidden": self.agent.hidden, "use_z": self.agent.use_z, **self.options}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "agent": module_state(self.agent),
+                "optimizer": optimizer_state(self.optimizer),
+                "context": [[list(a), s, lp] for a, s, lp in self.context],
+                "pending": [[list(a), lp] for a, lp in self.pending.items()],
+                "seen": sorted(list(a) for a in self.seen), "told": self.told}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        load_module_state(self.agent, state["agent"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
+        self.context = [(tuple(a), float(s), float(lp)) for a, s, lp in state["context"]]
+        self.pending = {tuple(a): float(lp) for a, lp in state["pending"]}
+        self.seen = {tuple(a) for a in state["seen"]}
+        self.told = int(state["told"])
