@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -93,6 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save every search's full history to DIR/histories/")
     bench.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     bench.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    bench.add_argument("--transfer", choices=("leave-one-out",), default=None,
+                       help="catch: meta-train on the table's other datasets before each one "
+                            "(checkpoints cached in DIR/catch/)")
+    bench.add_argument("--meta-iterations", type=int, default=30,
+                       help="catch meta-training rounds (with --transfer)")
+    bench.add_argument("--meta-queries", type=int, default=30,
+                       help="evaluations per meta-training rollout (with --transfer)")
+
+    meta = sub.add_parser("meta-train", help="meta-train a CATCH agent on a table's datasets")
+    _table_arg(meta)
+    meta.add_argument("--tasks", type=_csv, required=True,
+                      help="datasets of the table to meta-train on, e.g. cifar10,cifar100")
+    meta.add_argument("--out", type=Path, required=True, help="checkpoint file (JSON) to write")
+    meta.add_argument("--iterations", type=int, default=30, help="rollout + update rounds")
+    meta.add_argument("--queries", type=int, default=30, help="evaluations per rollout")
+    meta.add_argument("--steps", type=int, default=20, help="learner steps per task per round")
+    meta.add_argument("--seed", type=int, default=0)
+    meta.add_argument("--policy-kwargs", default=None,
+                      help='JSON CATCH options, e.g. \'{"latent": 8, "normalize": "zscore"}\'')
+    meta.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
+    meta.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    meta.add_argument("--mlflow", default=None, metavar="URI",
+                      help="log the meta-training curves to this MLflow tracking URI")
 
     search = sub.add_parser(
         "search", help="one search from a YAML config (default: real NAS on digits)"
@@ -135,6 +159,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
         address=args.address, objectives=args.objectives, keep_histories=args.keep_histories,
+        transfer=args.transfer,
+        meta={"iterations": args.meta_iterations, "queries": args.meta_queries},
     )
     run_bench(config)
     print((Path(args.out) / "summary.md").read_text())
@@ -143,9 +169,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_search(args: argparse.Namespace) -> int:
-    import time
+def cmd_meta_train(args: argparse.Namespace) -> int:
+    import ray
 
+    from raynas.policies.catch import meta_train, read_checkpoint, table_tasks
+    from raynas.spaces import get_space
+
+    options = _policy_kwargs(args.policy_kwargs)
+    tasks = table_tasks(_need_table(args), args.tasks, space=args.space,
+                        search_metric=args.search_metric, report_metric=args.report_metric)
+    hook = _mlflow_hook(args.mlflow, args, options) if args.mlflow else None
+    if args.address:
+        ray.init(address=args.address, logging_level=logging.WARNING)
+    else:
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    try:
+        meta_train(get_space(args.space), tasks, iterations=args.iterations,
+                   queries=args.queries, steps=args.steps, seed=args.seed, out=args.out,
+                   on_iteration=hook, **options)
+    finally:
+        ray.shutdown()
+    info = read_checkpoint(args.out)["info"]
+    print(f"meta-trained on {', '.join(args.tasks)} in {info['seconds']:.1f} s; wrote {args.out}")
+    print(f"adapt it: policy: {{name: catch, checkpoint: {Path(args.out).resolve()}}}")
+    return 0
+
+
+def _mlflow_hook(uri: str, args: argparse.Namespace, options: dict):
+    """An ``on_iteration`` hook logging meta-training curves to an MLflow run."""
+    from raynas.tracking import MlflowLogger
+
+    logger_ = MlflowLogger(Path(args.out).resolve().parent, uri, "raynas-meta-train")
+    run = logger_.start_run({"tasks": ",".join(args.tasks), "iterations": args.iterations,
+                             "queries": args.queries, "steps": args.steps, "seed": args.seed,
+                             **options}, {"raynas.kind": "catch-meta-train"},
+                            Path(args.out).stem)
+
+    def hook(iteration: int, metrics: dict[str, float]) -> None:
+        now = int(time.time() * 1000)
+        logger_.log_metrics(run, [(k, float(v), now, iteration) for k, v in metrics.items()])
+        if iteration == args.iterations - 1:
+            logger_.end_run(run)
+
+    return hook
+
+
+def cmd_search(args: argparse.Namespace) -> int:
     from raynas import config as cfg
     from raynas.driver import describe, run_search
 
@@ -190,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    commands = {"bench": cmd_bench, "search": cmd_search, "report": cmd_report}
+    commands = {"bench": cmd_bench, "search": cmd_search, "report": cmd_report,
+                "meta-train": cmd_meta_train}
     try:
         return commands[args.command](args)
     except (RaynasError, ValueError, TypeError, FileNotFoundError) as exc:

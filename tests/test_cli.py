@@ -480,3 +480,46 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     accuracy = (logits.argmax(1) == data.test_y.numpy()).mean() * 100
     best = max(history, key=lambda r: r["valid_acc"])
     assert accuracy == pytest.approx(best["test_acc"], abs=0.01)
+
+
+def test_catch_meta_train_then_adapt_from_the_cli(table_path, tmp_path):
+    """``raynas meta-train`` writes a checkpoint (curves in MLflow); ``raynas search`` with
+    ``policy: {name: catch, checkpoint: ...}`` adapts it; ``raynas bench --transfer
+    leave-one-out`` meta-trains per left-out dataset, caches the checkpoint and reports
+    the meta-training time."""
+    import mlflow
+
+    ckpt = tmp_path / "catch.json"
+    uri = f"sqlite:///{tmp_path / 'meta.db'}"
+    proc = _raynas("meta-train", "--benchmark", str(table_path), "--tasks", "cifar10,cifar100",
+                   "--iterations", "2", "--queries", "10", "--steps", "2", "--out", str(ckpt),
+                   "--num-cpus", "2", "--mlflow", uri)
+    assert "meta-trained on cifar10, cifar100" in proc.stdout and ckpt.is_file()
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("raynas-meta-train")
+                                 .experiment_id])
+    assert len(client.get_metric_history(run.info.run_id, "best/cifar100")) == 2
+    config = _write_config(tmp_path / "catch.yaml", f"""
+space: {{name: nb201}}
+policy: {{name: catch, checkpoint: {ckpt}}}
+evaluator: {{kind: tabular, dataset: imagenet16_120, path: {table_path}}}
+tracking: {{mlflow: false}}
+budget: 15
+""")
+    _raynas("search", config, "--out", str(tmp_path / "adapt"), "--quiet")
+    assert pq.read_table(tmp_path / "adapt" / "history.parquet").num_rows == 15
+    out = tmp_path / "bench"
+    _raynas("bench", "--benchmark", str(table_path), "--datasets", "imagenet16_120",
+            "--policies", "catch,random", "--transfer", "leave-one-out", "--seeds", "2",
+            "--budget", "12", "--meta-iterations", "2", "--meta-queries", "8",
+            "--out", str(out), "--num-cpus", "2")
+    from raynas.policies.catch import read_checkpoint
+
+    saved = read_checkpoint(out / "catch" / "without-imagenet16_120.json")
+    assert saved["info"]["tasks"] == ["cifar10", "cifar100"]  # the other datasets
+    assert "CATCH meta-training (leave-one-dataset-out)" in (out / "summary.md").read_text()
+    curves = pq.read_table(out / "curves.parquet")
+    assert set(curves["policy"].to_pylist()) == {"catch", "random"}
+    bad = _raynas("bench", "--benchmark", str(table_path), "--policies", "random",
+                  "--transfer", "leave-one-out", "--out", str(tmp_path / "bad"), check=False)
+    assert bad.returncode == 2 and "add catch to policies" in bad.stderr

@@ -63,6 +63,11 @@ class BenchConfig:
             ``objectives`` (npg, nsga2, motpe) get them.
         keep_histories: Also save every search's full history (every evaluated
             architecture and its metrics) to ``<out>/histories/``.
+        transfer: ``leave-one-out``: before searching a dataset, ``catch`` is
+            meta-trained on the table's other datasets (checkpoints cached in
+            ``<out>/catch/``) and adapts from that checkpoint; ``None``: from scratch.
+        meta: :func:`~raynas.policies.catch.meta_train` options (``iterations``,
+            ``queries``, ``steps``) for ``transfer``.
     """
 
     benchmark: Path
@@ -82,6 +87,8 @@ class BenchConfig:
     address: str | None = None
     objectives: tuple[tuple[str, str], ...] = ()
     keep_histories: bool = False
+    transfer: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def objective(self) -> Objective:
@@ -99,6 +106,10 @@ class BenchConfig:
                 raise unknown_name("policy", name, POLICIES)
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.transfer not in (None, "leave-one-out"):
+            raise ValueError(f"transfer must be 'leave-one-out' (or none), got {self.transfer!r}")
+        if self.transfer and "catch" not in self.policies:
+            raise ValueError("transfer: only the catch policy meta-trains; add catch to policies")
         if self.seeds < 1 or self.budget < 1:
             raise ValueError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
         if self.objectives:
@@ -185,6 +196,8 @@ def run_one(
     evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric,
                                  cost_model=front.costs if front else None)
     kwargs = dict(config.policy_kwargs.get(policy, {}))
+    if policy == "catch" and config.transfer:
+        kwargs.setdefault("checkpoint", str(meta_checkpoint(config, dataset)))
     if config.objectives and "objectives" in inspect.signature(POLICIES[policy]).parameters:
         kwargs.setdefault("objectives", dict(config.objectives))
     policy_obj = make_policy(
@@ -221,6 +234,34 @@ def run_one(
         "hv_ratio": pa.array(hypervolume_curve(result.history, front.spec) / front.volume
                              if front else [None] * n, pa.float64()),  # null: one objective
     })
+
+
+def meta_checkpoint(config: BenchConfig, dataset: str) -> Path:
+    """Where the CATCH checkpoint meta-trained without ``dataset`` is cached."""
+    return Path(config.out).resolve() / "catch" / f"without-{dataset}.json"
+
+
+def meta_train_left_out(config: BenchConfig, table: BenchmarkTable,
+                        datasets: list[str]) -> dict[str, float]:
+    """Meta-train CATCH once per target dataset on the table's other datasets (missing
+    checkpoints only); returns the meta-training seconds per target dataset."""
+    from raynas.policies.catch import meta_train, read_checkpoint, table_tasks
+
+    seconds = {}
+    for dataset in datasets:
+        path = meta_checkpoint(config, dataset)
+        if not path.exists():
+            others = [d for d in table.datasets if d != dataset]
+            if not others:
+                raise ValueError(f"transfer: the table has no dataset but {dataset} to "
+                                 "meta-train on")
+            tasks = table_tasks(config.benchmark, others, space=config.space,
+                                search_metric=config.search_metric,
+                                report_metric=config.report_metric)
+            meta_train(table.space, tasks, seed=config.base_seed, out=path,
+                       **{**config.policy_kwargs.get("catch", {}), **config.meta})
+        seconds[dataset] = float(read_checkpoint(path)["info"]["seconds"])
+    return seconds
 
 
 def _run_file(out: Path, policy: str, dataset: str, seed: int) -> Path:
@@ -288,8 +329,12 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     total = len(config.datasets) * len(config.policies) * config.seeds
     if len(jobs) < total:
         logger.info("resuming: %d of %d searches already on disk", total - len(jobs), total)
+    meta_seconds: dict[str, float] = {}
     if jobs:
         _init_ray(config)
+        if config.transfer:
+            meta_seconds = meta_train_left_out(
+                config, table, sorted({d for p, d, _ in jobs if p == "catch"}))
         remote = ray.remote(num_cpus=1)(run_one)
         table_ref = ray.put(table)
         fronts = ray.put(true_fronts(table, config)) if config.objectives else None
@@ -316,6 +361,11 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     wall = time.perf_counter() - start
     evaluations = curves.num_rows
     write_summary(curves, table, config, out / "summary.md", wall, evaluations)
+    if meta_seconds:
+        with open(out / "summary.md", "a") as f:
+            f.write("\nCATCH meta-training (leave-one-dataset-out), seconds per target "
+                    "dataset, not included above: "
+                    + ", ".join(f"{d}: {t:.1f}" for d, t in meta_seconds.items()) + "\n")
     write_plot(curves, out / "regret.png")
     logger.info("bench: %d evaluations in %.1f s", evaluations, wall)
     return curves
