@@ -30,7 +30,6 @@ import numpy as np
 
 from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward
 from raynas.pareto import non_dominated
-from raynas.policies.controllers import PolicyGradient, make_controller
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 
@@ -139,6 +138,8 @@ class NPG(Policy):
             raise ValueError("need replay >= 0 and replay_batch >= 1")
         self.replay, self.replay_batch = replay, replay_batch
         self.history: list[tuple[Arch, dict[str, float]]] = []  # every usable result
+        from raynas.policies.controllers import PolicyGradient, make_controller  # torch: lazy
+
         self.controller_name, self.update = controller, update
         self.controller = make_controller(controller, space.num_choices, seed=self.seed)
         self.learner = PolicyGradient(self.controller, update, optimizer, lr, clip, ppo_epochs,

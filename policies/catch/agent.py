@@ -18,13 +18,8 @@ import torch
 from torch import nn
 
 from raynas.policies.catch.encoder import ContextEncoder, kl_to_prior
+from raynas.policies.catch.policy import CLIP, ENTROPY, HIDDEN, KL_WEIGHT, LATENT
 from raynas.policies.controllers import MLPController, ppo_clip_loss
-
-LATENT = 5  # dim of z (PEARL's)
-HIDDEN = 64  # width of every MLP
-CLIP = 0.2  # PPO's ε
-ENTROPY = 1e-2  # entropy bonus
-KL_WEIGHT = 0.1  # β_KL (PEARL's)
 
 
 class CATCHAgent(nn.Module):

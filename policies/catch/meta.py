@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from raynas.policies.catch.policy import CATCH, normalize_rewards, save_checkpoint
-from raynas.policies.controllers import load_module_state, module_state
 
 Rollout = list[tuple[list[int], float, float]]  # (arch, score, log-prob when sampled)
 
@@ -27,6 +25,7 @@ Rollout = list[tuple[list[int], float, float]]  # (arch, score, log-prob when sa
 def rollout(space, make_evaluator: Callable[[], Any], weights: dict[str, Any], queries: int,
             seed: int, options: Mapping[str, Any]) -> Rollout:
     """One episode of a frozen CATCHer (``updates=0``) on a task from an empty context."""
+    from raynas.policies.controllers import load_module_state
     from raynas.search import Budget, Search
 
     evaluator = make_evaluator()
@@ -64,6 +63,8 @@ def meta_train(space, tasks: Mapping[str, Callable[[], Any]], *, iterations: int
     Returns:
         A :class:`CATCH` policy holding the meta-trained agent.
     """
+    from raynas.policies.controllers import module_state
+
     if not tasks:
         raise ValueError("meta_train needs at least one task")
     learner = CATCH(space, seed=seed, **options)
@@ -101,6 +102,8 @@ def meta_train(space, tasks: Mapping[str, Callable[[], Any]], *, iterations: int
 
 
 def _learn(learner: CATCH, episodes: list[Rollout], steps: int, rng) -> dict[str, float]:
+    import torch
+
     agent, o = learner.agent, learner.options
     totals: dict[str, list[float]] = {}
     for _ in range(steps):

@@ -17,21 +17,21 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
-from raynas.policies.catch.agent import CLIP, ENTROPY, HIDDEN, KL_WEIGHT, LATENT, CATCHAgent
-from raynas.policies.controllers import (
-    load_module_state,
-    load_optimizer_state,
-    module_state,
-    optimizer_state,
-)
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 
+if TYPE_CHECKING:
+    import torch
+
+    from raynas.policies.catch.agent import CATCHAgent
+
+# torch is imported where it is used: ``import raynas.policies`` stays light.
+LATENT, HIDDEN = 5, 64  # dim of z (PEARL's) and the width of every MLP
+CLIP, ENTROPY, KL_WEIGHT = 0.2, 1e-2, 0.1  # PPO's ε, the entropy bonus, β_KL (PEARL's)
 NORMALIZATIONS = ("rank", "zscore")
 CHECKPOINT_FORMAT = "raynas-catch-1"
 
@@ -62,6 +62,8 @@ def normalize_rewards(scores: Sequence[float], how: str = "rank") -> np.ndarray:
 
 def save_checkpoint(agent: CATCHAgent, path: str | Path, **info: Any) -> Path:
     """Write a CATCHer's weights and shape as JSON (no pickle: safe to load)."""
+    from raynas.policies.controllers import module_state
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": CHECKPOINT_FORMAT, "num_choices": agent.num_choices,
@@ -140,6 +142,11 @@ class CATCH(Policy):
                             epsilon_queries=epsilon_queries, lr=lr, updates=updates,
                             window=window, normalize=normalize, use_evaluator=use_evaluator,
                             clip=clip, entropy=entropy, kl_weight=kl_weight)
+        import torch
+
+        from raynas.policies.catch.agent import CATCHAgent
+        from raynas.policies.controllers import load_module_state
+
         rng_state = torch.random.get_rng_state()
         torch.manual_seed(self.seed)
         try:
@@ -157,12 +164,16 @@ class CATCH(Policy):
 
     # ------------------------------------------------------------------ ask
     def _context_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         archs = torch.as_tensor([list(c[0]) for c in self.context], dtype=torch.long)
         rewards = normalize_rewards([c[1] for c in self.context], self.options["normalize"])
         return (archs.reshape(len(self.context), len(self.space.num_choices)),
                 torch.as_tensor(rewards, dtype=torch.float32))
 
     def _z(self) -> torch.Tensor:
+        import torch
+
         with torch.no_grad():
             mu, variance = self.agent.posterior(*self._context_tensors())
         noise = torch.as_tensor(self.rng.standard_normal(self.agent.latent), dtype=torch.float32)
@@ -176,6 +187,8 @@ class CATCH(Policy):
         return o["epsilon"] * max(0.0, 1.0 - self.told / o["epsilon_queries"])
 
     def ask(self, n: int = 1) -> list[Arch]:
+        import torch
+
         n = self._check_n(n)
         z = self._z()
         self.agent.set_z(z)
@@ -212,6 +225,8 @@ class CATCH(Policy):
     def select(self, candidates: Sequence[Arch], z: torch.Tensor, n: int) -> list[Arch]:
         """The evaluator's top ``n`` of ``candidates`` (in the controller's order without
         the evaluator), each pick a random remaining candidate with probability ε."""
+        import torch
+
         candidates = list(candidates)
         if self.options["use_evaluator"]:
             with torch.no_grad():
@@ -225,6 +240,8 @@ class CATCH(Policy):
 
     # ----------------------------------------------------------------- tell
     def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
+        import torch
+
         self._check_told(archs, results)
         for arch, result in zip(archs, results):
             arch = tuple(arch)
@@ -243,6 +260,8 @@ class CATCH(Policy):
                 self._update()
 
     def _update(self) -> None:
+        import torch
+
         context = self._context_tensors()
         recent = slice(-self.options["window"], None)
         batch, advantages = context[0][recent], context[1][recent]
@@ -261,6 +280,8 @@ class CATCH(Policy):
                 "hidden": self.agent.hidden, "use_z": self.agent.use_z, **self.options}
 
     def state_dict(self) -> dict[str, Any]:
+        from raynas.policies.controllers import module_state, optimizer_state
+
         return {**super().state_dict(), "agent": module_state(self.agent),
                 "optimizer": optimizer_state(self.optimizer),
                 "context": [[list(a), s, lp] for a, s, lp in self.context],
@@ -268,6 +289,8 @@ class CATCH(Policy):
                 "seen": sorted(list(a) for a in self.seen), "told": self.told}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        from raynas.policies.controllers import load_module_state, load_optimizer_state
+
         super().load_state_dict(state)
         load_module_state(self.agent, state["agent"])
         load_optimizer_state(self.optimizer, state["optimizer"])
