@@ -15,7 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from raynas.bench import BenchConfig, run_bench
 from raynas.bench.report import regret_at
 from raynas.bench.runner import meta_checkpoint
+from raynas.policies.catch import read_checkpoint
 
 PEERS = ("random", "rea", "ls", "tpe")
 DATASETS = ("cifar10", "cifar100", "imagenet16_120")
@@ -58,7 +58,7 @@ def main() -> None:
         runs[label] = run_bench(config, progress=True)
         if transfer:
             meta_seconds[label] = {
-                d: json.loads(meta_checkpoint(config, d).read_text())["info"]["seconds"]
+                d: read_checkpoint(meta_checkpoint(config, d))["info"]["seconds"]
                 for d in DATASETS}
     print(f"\nwhole run: {time.perf_counter() - start:.0f} s")
     print("\ntest regret (pp) of the incumbent, mean ± std over "

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import unknown_name
@@ -38,6 +39,12 @@ POLICIES: dict[str, type[Policy]] = {
         CATCH,
     )
 }
+
+
+def takes_objectives(name: str) -> bool:
+    """Whether the policy registered as ``name`` searches several objectives (it has an
+    ``objectives`` argument: npg, nsga2, motpe)."""
+    return "objectives" in inspect.signature(POLICIES[name]).parameters
 
 
 def make_policy(
@@ -71,4 +78,5 @@ __all__ = [
     "RandomSearch",
     "RegularizedEvolution",
     "make_policy",
+    "takes_objectives",
 ]

@@ -20,7 +20,8 @@ state (weights, optimiser moments, PPO buffer) is JSON-able.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -194,17 +195,25 @@ def ppo_clip_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: to
     return -torch.min(ratio * advantages, clipped * advantages).mean()
 
 
+@contextlib.contextmanager
+def torch_seeded(seed: int) -> Iterator[None]:
+    """Seed torch's global generator inside the block (e.g. to initialise a policy's
+    networks from its seed) and restore its previous state after."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def make_controller(name: str, num_choices: Sequence[int], seed: int) -> Controller:
     """A controller by name; its non-zero initial weights come from ``seed``."""
     if name not in CONTROLLERS:
         raise ValueError(f"controller must be one of {CONTROLLERS}, got {name!r}")
     cls = {"factorised": FactorisedController, "lstm": LSTMController, "mlp": MLPController}[name]
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
+    with torch_seeded(seed):
         return cls(num_choices)
-    finally:
-        torch.random.set_rng_state(state)
 
 
 class PolicyGradient:

@@ -148,7 +148,6 @@ class NPG(Policy):
         self.baseline: float | None = None
         self.t = 0
         self.restarts: list[int] = []
-        self.archive: list[tuple[Arch, dict[str, float]]] = []
         self.seen: set[Arch] = set()
         self.reward_fn = self._new_reward()
 
@@ -194,7 +193,6 @@ class NPG(Policy):
             usable = result.ok and all(v is not None and math.isfinite(v) for v in metrics.values())
             reward = self._reward(metrics) if usable else 0.0
             if usable:
-                self._archive(tuple(arch), metrics)
                 self.history.append((tuple(arch), metrics))
             self.baseline = reward if self.baseline is None else (
                 self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward)
@@ -216,15 +214,13 @@ class NPG(Policy):
             self.restarts.append(self.t + 1)  # the targets moved: explore afresh
         return float(reward)
 
-    def _archive(self, arch: Arch, metrics: dict[str, float]) -> None:
-        self.archive.append((arch, metrics))
-        points = np.array([[m[k] for k in self.objectives] for _, m in self.archive])
-        keep = non_dominated(points, list(self.objectives.values()))
-        self.archive = [entry for entry, k in zip(self.archive, keep) if k]
-
     def front(self) -> list[tuple[str, dict[str, float]]]:
         """The Pareto archive: every evaluated architecture no other one dominates."""
-        return [(self.space.to_str(a), dict(m)) for a, m in self.archive]
+        if not self.history:
+            return []
+        points = np.array([[m[k] for k in self.objectives] for _, m in self.history])
+        keep = non_dominated(points, list(self.objectives.values()))
+        return [(self.space.to_str(a), dict(m)) for (a, m), k in zip(self.history, keep) if k]
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"objectives": self.objectives, "reward": self.reward_name,
@@ -240,7 +236,6 @@ class NPG(Policy):
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "learner": self.learner.state_dict(),
                 "baseline": self.baseline, "t": self.t, "restarts": self.restarts,
-                "archive": [[list(a), m] for a, m in self.archive],
                 "history": [[list(a), m] for a, m in self.history],
                 "seen": sorted(list(a) for a in self.seen)}
 
@@ -249,7 +244,6 @@ class NPG(Policy):
         self.learner.load_state_dict(state["learner"])
         self.baseline, self.t = state["baseline"], state["t"]
         self.restarts = list(state["restarts"])
-        self.archive = [(tuple(a), dict(m)) for a, m in state["archive"]]
         self.reward_fn = self._new_reward()  # replay the rewards: the same non-stationary state
         self.history = [(tuple(a), dict(m)) for a, m in state["history"]]
         for _, metrics in self.history:

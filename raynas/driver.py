@@ -83,13 +83,11 @@ def build_policy(config: cfg.SearchConfig, space):
     """The policy a config names, seeded by the config's seed. A multi-objective policy
     (one with ``objectives``: npg, nsga2, motpe) gets the config's front objectives
     unless its options name others."""
-    import inspect
-
-    from raynas.policies import POLICIES, make_policy
+    from raynas.policies import make_policy, takes_objectives
 
     options = dict(config.policy.options)
-    accepts = inspect.signature(POLICIES[config.policy.name]).parameters
-    if config.front.objectives and "objectives" in accepts and "objectives" not in options:
+    if config.front.objectives and takes_objectives(config.policy.name) and (
+            "objectives" not in options):
         options["objectives"] = dict(config.front.objectives)
     return make_policy(config.policy.name, space, seed=config.seed, **options)
 
@@ -199,9 +197,6 @@ class _SaveSupernet(Callback):
         self.evaluator, self.path = evaluator, path
 
     def on_step(self, search, rows) -> None:
-        self.evaluator.save(self.path)
-
-    def on_search_end(self, search) -> None:
         self.evaluator.save(self.path)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from raynas.policies.catch.policy import CATCH, normalize_rewards, save_checkpoint
+from raynas.types import Objective
 
 Rollout = list[tuple[list[int], float, float]]  # (arch, score, log-prob when sampled)
 
@@ -29,16 +30,11 @@ def rollout(space, make_evaluator: Callable[[], Any], weights: dict[str, Any], q
     from raynas.search import Budget, Search
 
     evaluator = make_evaluator()
-    policy = CATCH(space, seed=seed, objective=_objective(evaluator), updates=0, **options)
+    policy = CATCH(space, seed=seed, objective=Objective(evaluator.search_metric), updates=0,
+                   **options)
     load_module_state(policy.agent, weights)
     Search(space, policy, evaluator, Budget(max_queries=queries)).run()
     return [(list(a), score, logp) for a, score, logp in policy.context]
-
-
-def _objective(evaluator):
-    from raynas.types import Objective
-
-    return Objective(evaluator.search_metric, getattr(evaluator, "mode", "max"))
 
 
 def meta_train(space, tasks: Mapping[str, Callable[[], Any]], *, iterations: int = 30,
@@ -129,13 +125,9 @@ def _learn(learner: CATCH, episodes: list[Rollout], steps: int, rng) -> dict[str
 
 def _remote_rollout():
     """``rollout`` as a Ray task when Ray is running, else ``None`` (in process)."""
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a dependency
-        return None
-    if not ray.is_initialized():
-        return None
-    return ray.remote(num_cpus=1)(rollout)
+    import ray
+
+    return ray.remote(num_cpus=1)(rollout) if ray.is_initialized() else None
 
 
 def _bar(total: int, progress: bool):

@@ -145,14 +145,10 @@ class CATCH(Policy):
         import torch
 
         from raynas.policies.catch.agent import CATCHAgent
-        from raynas.policies.controllers import load_module_state
+        from raynas.policies.controllers import load_module_state, torch_seeded
 
-        rng_state = torch.random.get_rng_state()
-        torch.manual_seed(self.seed)
-        try:
+        with torch_seeded(self.seed):
             self.agent = CATCHAgent(space.num_choices, latent, hidden, use_z)
-        finally:
-            torch.random.set_rng_state(rng_state)
         if saved is not None:
             load_module_state(self.agent, saved["weights"])
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=lr)
@@ -255,14 +251,14 @@ class CATCH(Policy):
             if result.ok and math.isfinite(score):
                 self.context.append((arch, score, logp))
             self.told += 1
-        if len(self.context) >= 2:
+        if len(self.context) >= 2 and self.options["updates"]:
+            context = self._context_tensors()
             for _ in range(self.options["updates"]):
-                self._update()
+                self._update(context)
 
-    def _update(self) -> None:
+    def _update(self, context: tuple[torch.Tensor, torch.Tensor]) -> None:
         import torch
 
-        context = self._context_tensors()
         recent = slice(-self.options["window"], None)
         batch, advantages = context[0][recent], context[1][recent]
         old = torch.as_tensor([c[2] for c in self.context[recent]], dtype=torch.float32)

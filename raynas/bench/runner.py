@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from raynas.benchmarks import BenchmarkTable
 from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
-from raynas.policies import POLICIES
+from raynas.policies import POLICIES, takes_objectives
 from raynas.types import Objective
 
 logger = logging.getLogger(__name__)
@@ -185,8 +185,6 @@ def run_one(
 ) -> pa.Table:
     """One whole search in process; returns its incumbent curve rows (with ``hv_ratio``,
     the front's share of the true front's hypervolume, in a multi-objective bench)."""
-    import inspect
-
     from raynas.evaluators import TabularEvaluator
     from raynas.front_report import hypervolume_curve
     from raynas.policies import make_policy
@@ -198,7 +196,7 @@ def run_one(
     kwargs = dict(config.policy_kwargs.get(policy, {}))
     if policy == "catch" and config.transfer:
         kwargs.setdefault("checkpoint", str(meta_checkpoint(config, dataset)))
-    if config.objectives and "objectives" in inspect.signature(POLICIES[policy]).parameters:
+    if config.objectives and takes_objectives(policy):
         kwargs.setdefault("objectives", dict(config.objectives))
     policy_obj = make_policy(
         policy, table.space, seed=search_seed(config.base_seed, seed_index),
