@@ -36,7 +36,8 @@ class TrainingEvaluator:
     search uses validation; test is only reported). Every epoch's metrics also
     hold params (M), FLOPs (M) and, if asked, the measured inference latency (ms),
     taken once before training; a result's cost is the training wall time
-    (``train_seconds``); ``compute_seconds`` adds the evaluation time.
+    (``train_seconds``); ``compute_seconds`` is all the evaluator's own work: building
+    the network, its cost and latency, training and evaluation.
 
     Args:
         space: The search space (it must have a network builder).
@@ -118,6 +119,7 @@ class TrainingEvaluator:
         device = self.device()
         seed = arch_seed(self.seed, arch)
         torch.manual_seed(seed)
+        setup_start = time.perf_counter()
         data = self.data
         model = self.space.build(arch, data.num_classes, data.in_channels).to(device)
         optimizer = torch.optim.SGD(
@@ -134,6 +136,7 @@ class TrainingEvaluator:
             compute = float(state["metrics"].get("compute_seconds", elapsed))
         shape = (data.in_channels, data.input_size, data.input_size)
         cost = network_cost(model, shape, measure=self.measure_latency).as_metrics()
+        compute += time.perf_counter() - setup_start
         loss_fn = nn.CrossEntropyLoss()
         metrics: dict[str, float] = dict(state["metrics"]) if state is not None else {}
         for epoch in range(start_epoch, epochs):

@@ -26,6 +26,7 @@ import json
 import logging
 import re
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -366,9 +367,33 @@ class MlflowTuneCallback(TuneCallback):
         self.finished = 0
         self.closed: list[str] = []  # trial ids counted as finished
         self.points: list[dict[str, float]] = []  # finished trials' front metrics
+        self._opening: threading.Thread | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its callbacks with the experiment; a thread does not pickle.
+        if self._opening is not None:
+            self.ensure_parent()
+        return {**self.__dict__, "_opening": None}
+
+    def open_in_background(self) -> None:
+        """Open the store and the parent run in a background thread (a new SQLite
+        store takes seconds to create), so trials start meanwhile; the first use
+        of the parent run waits for it."""
+        if self.parent is None and self._opening is None:
+            self._opening = threading.Thread(target=self._open_parent, name="raynas-mlflow-open",
+                                             daemon=True)
+            self._opening.start()
 
     def ensure_parent(self) -> str:
         """The search's parent run: the one tagged with this results folder, or a new one."""
+        if self._opening is not None:
+            self._opening.join()
+            self._opening = None
+        if self.parent is None:
+            self._open_parent()
+        return self.parent
+
+    def _open_parent(self) -> None:
         if self.parent is None:
             folder = str(self.mlflow.out_dir)
             try:
@@ -384,10 +409,9 @@ class MlflowTuneCallback(TuneCallback):
             else:
                 tags = {**self.tags, OUT_DIR_TAG: folder}
                 self.parent = self.mlflow.start_run(self.params, tags, self.run_name)
-        return self.parent
 
     def setup(self, **info) -> None:
-        self.ensure_parent()
+        self.open_in_background()
 
     def get_state(self) -> dict[str, Any]:
         """Saved with Tune's experiment, so a restored search keeps its MLflow runs."""
