@@ -99,6 +99,12 @@ class ResourcesConfig:
     """Stop bad trials early with ASHA on the validation accuracy."""
     grace_period: int = 1
     """ASHA's minimum epochs before it may stop a trial."""
+    hyper_controller: str | None = None
+    """A trained hyper-controller (JSON, ``HyperController.save``) that adjusts every
+    trial's ``lr`` / ``weight_decay`` / ``batch_size`` during training (pause, new
+    config, resume from the epoch's checkpoint); not with ``asha``."""
+    hyper_interval: int = 1
+    """Epochs between the hyper-controller's decisions."""
 
 
 @dataclass(frozen=True)
@@ -282,6 +288,11 @@ def validate(config: SearchConfig) -> SearchConfig:
         raise ConfigError(
             "resources: need cpus_per_trial > 0, gpus_per_trial >= 0, max_concurrent_trials >= 1"
         )
+    if res.hyper_controller is not None and res.asha:
+        raise ConfigError("resources.hyper_controller: cannot be combined with asha (both "
+                          "schedule the trials); choose one")
+    if res.hyper_interval < 1:
+        raise ConfigError(f"resources.hyper_interval: must be >= 1, got {res.hyper_interval}")
     if res.checkpoint_every < 1:
         raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
     _check_front(config.front)

@@ -286,7 +286,8 @@ def build_tune_settings(config: cfg.SearchConfig):
         num_trials=config.budget, cpus_per_trial=res.cpus_per_trial,
         gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
-        checkpoint_every=res.checkpoint_every,
+        checkpoint_every=res.checkpoint_every, hyper_controller=res.hyper_controller,
+        hyper_interval=res.hyper_interval,
     )
 
 

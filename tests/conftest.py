@@ -17,6 +17,19 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local 2-CPU Ray instance for one test module, without the dashboard."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=False, ignore_reinit_error=True)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def table_path() -> Path:
     path = Path(os.environ.get("RAYNAS_NB201_TABLE", DEFAULT_TABLE))

@@ -61,15 +61,6 @@ def test_manas_moves_probability_to_the_better_op():
 
 
 # ------------------------------------------------------------------ actors
-@pytest.fixture(scope="module")
-def ray_2cpus():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
-    yield
-    ray.shutdown()
-
-
 class _KillAgentActor(Callback):
     """SIGKILLs one agent-group actor's process after ``step`` search steps."""
 
@@ -90,7 +81,7 @@ def _archs(policy, table, queries=60, callbacks=()):
 
 
 @pytest.mark.parametrize("cls", [MANAS, MANASLS], ids=["manas", "manas-ls"])
-def test_actor_backend_equals_the_vectorised_backend(cls, ray_2cpus, nb201_table):
+def test_actor_backend_equals_the_vectorised_backend(cls, ray_local, nb201_table):
     local, _ = _archs(cls(nb201_table.space, seed=3), nb201_table)
     actors, policy = _archs(cls(nb201_table.space, seed=3, backend="actors", edges_per_actor=2),
                             nb201_table)
@@ -102,7 +93,7 @@ def test_actor_backend_equals_the_vectorised_backend(cls, ray_2cpus, nb201_table
                                np.concatenate(local_state.probabilities()))
 
 
-def test_a_killed_agent_actor_resumes_with_its_state(ray_2cpus, nb201_table):
+def test_a_killed_agent_actor_resumes_with_its_state(ray_local, nb201_table):
     local, _ = _archs(MANAS(nb201_table.space, seed=5), nb201_table)
     kill = _KillAgentActor(step=25)
     policy = MANAS(nb201_table.space, seed=5, backend="actors", edges_per_actor=2)
@@ -182,7 +173,7 @@ def test_mixed_op_darts_baseline_derives_an_architecture_on_digits():
     assert out["retrained"]["test_acc"] > 40
 
 
-def test_actor_backend_state_round_trip_and_supernet_search(ray_2cpus, nb201_table):
+def test_actor_backend_state_round_trip_and_supernet_search(ray_local, nb201_table):
     from raynas.data import load_digits
     from raynas.evaluators.supernet import SupernetEvaluator, run_supernet_search
     from raynas.spaces import NB201Space

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 
 import pytest
-import ray
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -18,14 +16,6 @@ from raynas.policies import make_policy
 from raynas.spaces import CustomSpace, NB201Space
 from raynas.tune import PolicySearcher, TuneSettings, run_tune
 from raynas.types import Objective
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
-             configure_logging=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -68,18 +68,19 @@ class CATCHAgent(nn.Module):
 
     def loss(self, context: tuple[torch.Tensor, torch.Tensor], batch: torch.Tensor,
              advantages: torch.Tensor, old_logp: torch.Tensor, noise: torch.Tensor,
-             clip: float = CLIP, entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT
-             ) -> tuple[torch.Tensor, dict[str, float]]:
+             clip: float = CLIP, entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT,
+             fit_evaluator: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
         """The joint loss on one task: ``context`` = (archs, normalised rewards) feeds the
-        encoder and trains the evaluator; ``batch`` (archs sampled with log-probs
-        ``old_logp``) with ``advantages`` trains the controller. ``noise`` ~ N(0, I)
-        reparameterises z."""
+        encoder and trains the evaluator (unless ``fit_evaluator`` is off); ``batch``
+        (archs sampled with log-probs ``old_logp``) with ``advantages`` trains the
+        controller. ``noise`` ~ N(0, I) reparameterises z."""
         mu, variance = self.posterior(*context)
         z = mu + variance.sqrt() * noise
         self.set_z(z)
         ppo = ppo_clip_loss(self.controller.log_prob(batch, 1.0), old_logp, advantages, clip)
         bonus = self.controller.entropy(batch).mean()
-        mse = ((self.predict(context[0], z) - context[1]) ** 2).mean()
+        mse = (((self.predict(context[0], z) - context[1]) ** 2).mean() if fit_evaluator
+               else torch.zeros(()))
         kl = kl_to_prior(mu, variance) if self.use_z else torch.zeros(())
         total = ppo - entropy * bonus + mse + kl_weight * kl
         return total, {"ppo": ppo.item(), "entropy": bonus.item(), "mse": mse.item(),

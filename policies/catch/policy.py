@@ -9,6 +9,14 @@ makes ``updates`` Adam steps on the joint loss (:mod:`raynas.policies.catch.agen
 with the ``window`` most recent results as the PPO batch. Rewards are normalised per
 task against the context (``rank`` into [−1, 1], or ``zscore``), so tasks with
 different accuracy ranges share one agent.
+
+**Model-based updates (Dyna-style, as MBPO's real-data ratio):** each controller
+update is *real* with probability ``real_ratio`` (β; the PPO batch is the latest real
+results) and otherwise *imagined* (the controller samples ``window`` architectures
+and the evaluator's predictions, rank-normalised, are their rewards). The evaluator
+is refitted on every ``evaluator_every``-th ``tell``. β, ``evaluator_every`` and
+``updates`` can change during a search (:meth:`CATCH.set_hyperparameters`), e.g. by
+a hyper-controller (:mod:`raynas.policies.catch.schedule`).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ LATENT, HIDDEN = 5, 64  # dim of z (PEARL's) and the width of every MLP
 CLIP, ENTROPY, KL_WEIGHT = 0.2, 1e-2, 0.1  # PPO's ε, the entropy bonus, β_KL (PEARL's)
 NORMALIZATIONS = ("rank", "zscore")
 CHECKPOINT_FORMAT = "raynas-catch-1"
+SCHEDULABLE = ("real_ratio", "evaluator_every", "updates")  # set_hyperparameters' keys
 
 
 def normalize_rewards(scores: Sequence[float], how: str = "rank") -> np.ndarray:
@@ -104,6 +113,9 @@ class CATCH(Policy):
         updates: Gradient steps per ``tell`` (0: no online learning).
         window: The most recent asks forming the PPO batch.
         normalize: ``rank`` or ``zscore`` reward normalisation per task.
+        real_ratio: β, the probability that a controller update uses real results
+            rather than evaluator-predicted rewards (1: all real).
+        evaluator_every: Refit the evaluator on every this many ``tell`` s.
         use_z: Condition on the task latent (ablation: off).
         use_evaluator: Filter candidates with the evaluator (ablation: off, the
             controller's first sample is taken).
@@ -122,14 +134,14 @@ class CATCH(Policy):
                  checkpoint: str | None = None, latent: int = LATENT, hidden: int = HIDDEN,
                  candidates: int = 50, epsilon: float = 0.5, epsilon_queries: int = 20,
                  lr: float = 3e-3, updates: int = 5, window: int = 16, normalize: str = "rank",
-                 use_z: bool = True, use_evaluator: bool = True, clip: float = CLIP,
-                 entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT) -> None:
+                 use_z: bool = True, use_evaluator: bool = True, real_ratio: float = 1.0,
+                 evaluator_every: int = 1, clip: float = CLIP, entropy: float = ENTROPY,
+                 kl_weight: float = KL_WEIGHT) -> None:
         super().__init__(space, seed=seed, objective=objective)
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        if candidates < 1 or updates < 0 or window < 1 or not 0 <= epsilon <= 1 or lr <= 0:
-            raise ValueError("need candidates >= 1, updates >= 0, window >= 1, "
-                             "0 <= epsilon <= 1, lr > 0")
+        if candidates < 1 or window < 1 or not 0 <= epsilon <= 1 or lr <= 0:
+            raise ValueError("need candidates >= 1, window >= 1, 0 <= epsilon <= 1, lr > 0")
         self.checkpoint = checkpoint
         saved = read_checkpoint(checkpoint) if checkpoint else None
         if saved is not None:
@@ -139,9 +151,11 @@ class CATCH(Policy):
                                  f"{list(space.num_choices)}")
             latent, hidden, use_z = saved["latent"], saved["hidden"], saved["use_z"]
         self.options = dict(candidates=candidates, epsilon=epsilon,
-                            epsilon_queries=epsilon_queries, lr=lr, updates=updates,
-                            window=window, normalize=normalize, use_evaluator=use_evaluator,
-                            clip=clip, entropy=entropy, kl_weight=kl_weight)
+                            epsilon_queries=epsilon_queries, lr=lr, window=window,
+                            normalize=normalize, use_evaluator=use_evaluator, clip=clip,
+                            entropy=entropy, kl_weight=kl_weight)
+        self.set_hyperparameters(updates=updates, real_ratio=real_ratio,
+                                 evaluator_every=evaluator_every)
         import torch
 
         from raynas.policies.catch.agent import CATCHAgent
@@ -155,8 +169,26 @@ class CATCH(Policy):
         # this task's history: (arch, score, log-prob when asked); its tail is the PPO batch
         self.context: list[tuple[Arch, float, float]] = []
         self.pending: dict[Arch, float] = {}
+        self.predicted: dict[Arch, float] = {}  # the evaluator's score of each pick, when asked
         self.seen: set[Arch] = set()
         self.told = 0
+        self.tells = 0
+        self.real_updates = self.imagined_updates = 0
+
+    def set_hyperparameters(self, **values: float) -> None:
+        """Change the scheduled hyperparameters (``real_ratio``, ``evaluator_every``,
+        ``updates``) from the next ``tell`` on."""
+        unknown = set(values) - set(SCHEDULABLE)
+        if unknown:
+            raise ValueError(f"CATCH cannot schedule {sorted(unknown)}; known: {SCHEDULABLE}")
+        if "real_ratio" in values and not 0 <= values["real_ratio"] <= 1:
+            raise ValueError(f"real_ratio must be in [0, 1], got {values['real_ratio']}")
+        if "evaluator_every" in values and values["evaluator_every"] < 1:
+            raise ValueError(f"evaluator_every must be >= 1, got {values['evaluator_every']}")
+        if "updates" in values and values["updates"] < 0:
+            raise ValueError(f"updates must be >= 0, got {values['updates']}")
+        for key, value in values.items():
+            self.options[key] = float(value) if key == "real_ratio" else int(round(value))
 
     # ------------------------------------------------------------------ ask
     def _context_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,14 +256,17 @@ class CATCH(Policy):
         import torch
 
         candidates = list(candidates)
+        predicted = {}
         if self.options["use_evaluator"]:
             with torch.no_grad():
                 scores = self.agent.predict(torch.as_tensor(candidates, dtype=torch.long), z)
+            predicted = dict(zip(candidates, scores.tolist()))
             candidates = [candidates[i] for i in np.argsort(-scores.numpy(), kind="stable")]
         picks = []
         for _ in range(n):
             i = int(self.rng.integers(len(candidates))) if self.rng.random() < self.epsilon() else 0
             picks.append(candidates.pop(i))
+        self.predicted.update({a: predicted[a] for a in picks if a in predicted})
         return picks
 
     # ----------------------------------------------------------------- tell
@@ -253,19 +288,37 @@ class CATCH(Policy):
             self.told += 1
         if len(self.context) >= 2 and self.options["updates"]:
             context = self._context_tensors()
+            fit_evaluator = self.tells % self.options["evaluator_every"] == 0
             for _ in range(self.options["updates"]):
-                self._update(context)
+                beta = self.options["real_ratio"]
+                self._update(context, beta >= 1 or self.rng.random() < beta, fit_evaluator)
+        self.tells += 1
 
-    def _update(self, context: tuple[torch.Tensor, torch.Tensor]) -> None:
+    def _update(self, context: tuple[torch.Tensor, torch.Tensor], real: bool = True,
+                fit_evaluator: bool = True) -> None:
         import torch
 
-        recent = slice(-self.options["window"], None)
-        batch, advantages = context[0][recent], context[1][recent]
-        old = torch.as_tensor([c[2] for c in self.context[recent]], dtype=torch.float32)
         noise = torch.as_tensor(self.rng.standard_normal(self.agent.latent), dtype=torch.float32)
         o = self.options
+        if real:
+            recent = slice(-o["window"], None)
+            batch, advantages = context[0][recent], context[1][recent]
+            old = torch.as_tensor([c[2] for c in self.context[recent]], dtype=torch.float32)
+            self.real_updates += 1
+        else:  # imagined: the controller's samples, scored by the evaluator
+            with torch.no_grad():
+                mu, variance = self.agent.posterior(*context)
+                z = mu + variance.sqrt() * noise
+                self.agent.set_z(z)
+                batch = torch.as_tensor(self.agent.controller.sample_many(self.rng, 1.0, o["window"]),
+                                        dtype=torch.long)
+                old = self.agent.controller.log_prob(batch, 1.0)
+                predicted = self.agent.predict(batch, z).numpy()
+            advantages = torch.as_tensor(normalize_rewards(predicted, o["normalize"]),
+                                         dtype=torch.float32)
+            self.imagined_updates += 1
         loss, _ = self.agent.loss(context, batch, advantages, old, noise, o["clip"],
-                                  o["entropy"], o["kl_weight"])
+                                  o["entropy"], o["kl_weight"], fit_evaluator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -282,7 +335,9 @@ class CATCH(Policy):
                 "optimizer": optimizer_state(self.optimizer),
                 "context": [[list(a), s, lp] for a, s, lp in self.context],
                 "pending": [[list(a), lp] for a, lp in self.pending.items()],
-                "seen": sorted(list(a) for a in self.seen), "told": self.told}
+                "seen": sorted(list(a) for a in self.seen), "told": self.told,
+                "tells": self.tells, "predicted": [[list(a), p] for a, p in self.predicted.items()],
+                "updates_done": [self.real_updates, self.imagined_updates]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         from raynas.policies.controllers import load_module_state, load_optimizer_state
@@ -294,3 +349,6 @@ class CATCH(Policy):
         self.pending = {tuple(a): float(lp) for a, lp in state["pending"]}
         self.seen = {tuple(a) for a in state["seen"]}
         self.told = int(state["told"])
+        self.tells = int(state.get("tells", 0))
+        self.predicted = {tuple(a): float(p) for a, p in state.get("predicted", [])}
+        self.real_updates, self.imagined_updates = state.get("updates_done", [0, 0])

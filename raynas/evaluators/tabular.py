@@ -66,6 +66,11 @@ class TabularEvaluator:
                 *self._columns, cost_model.params(table.archs), cost_model.flops(table.archs)
             ]
 
+    @property
+    def space(self):
+        """The table's search space."""
+        return self.table.space
+
     def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
         """Look ``archs`` up; an architecture missing from the table gives a failed result."""
         results = []

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from raynas.types import Arch, Result
+
+HYPERPARAMETERS = ("lr", "weight_decay", "batch_size")
+"""What a hyper-scheduler may change during training (see ``TrainingEvaluator.fit``)."""
 
 if TYPE_CHECKING:
     import torch
@@ -106,8 +109,18 @@ class TrainingEvaluator:
         epochs: int | None = None,
         on_epoch: EpochHook | None = None,
         state: dict[str, Any] | None = None,
+        hyper: Mapping[str, float] | None = None,
+        scheduled: bool = False,
     ) -> Result:
-        """Train ``arch`` (resuming from ``state`` if given) and return its final result."""
+        """Train ``arch`` (resuming from ``state`` if given) and return its final result.
+
+        ``hyper`` overrides ``lr``, ``weight_decay`` and ``batch_size`` (e.g. a Tune
+        search over them): ``lr`` is then the cosine schedule's initial rate. With
+        ``scheduled`` a hyper-scheduler owns them: they apply from this call on, also
+        over a resumed ``state``, and the learning rate stays at ``hyper["lr"]`` (no
+        cosine schedule). The values in force (the learning rate each epoch trained with)
+        are reported with every epoch.
+        """
         import torch
         from torch import nn
 
@@ -122,18 +135,32 @@ class TrainingEvaluator:
         setup_start = time.perf_counter()
         data = self.data
         model = self.space.build(arch, data.num_classes, data.in_channels).to(device)
+        hyper = dict(hyper or {})
+        unknown = set(hyper) - set(HYPERPARAMETERS)
+        if unknown:
+            raise ValueError(f"cannot schedule {sorted(unknown)}; known: {HYPERPARAMETERS}")
+        lr = float(hyper.get("lr", self.lr))
+        weight_decay = float(hyper.get("weight_decay", self.weight_decay))
+        batch_size = int(hyper.get("batch_size", self.batch_size))
         optimizer = torch.optim.SGD(
-            model.parameters(), lr=self.lr, momentum=self.momentum, nesterov=True,
-            weight_decay=self.weight_decay,
+            model.parameters(), lr=lr, momentum=self.momentum, nesterov=True,
+            weight_decay=weight_decay,
         )
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        schedule = (None if scheduled
+                    else torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs))
         start_epoch, elapsed, compute = 0, 0.0, 0.0
         if state is not None:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
+            if schedule is not None and state.get("schedule") is not None:
+                schedule.load_state_dict(state["schedule"])
             start_epoch, elapsed = int(state["epoch"]), float(state["train_seconds"])
             compute = float(state["metrics"].get("compute_seconds", elapsed))
+        if scheduled:  # a scheduler's new values win over the resumed state's
+            for group in optimizer.param_groups:
+                group["lr"], group["weight_decay"] = lr, weight_decay
+        reported = ({"lr": lr, "weight_decay": weight_decay, "batch_size": float(batch_size)}
+                    if hyper else {})
         shape = (data.in_channels, data.input_size, data.input_size)
         cost = network_cost(model, shape, measure=self.measure_latency).as_metrics()
         compute += time.perf_counter() - setup_start
@@ -141,8 +168,12 @@ class TrainingEvaluator:
         metrics: dict[str, float] = dict(state["metrics"]) if state is not None else {}
         for epoch in range(start_epoch, epochs):
             start = time.perf_counter()
-            train_loss = self._train_epoch(model, optimizer, loss_fn, device, seed + epoch)
-            schedule.step()
+            if hyper:  # the learning rate this epoch trains with
+                reported["lr"] = float(optimizer.param_groups[0]["lr"])
+            train_loss = self._train_epoch(model, optimizer, loss_fn, device, seed + epoch,
+                                           batch_size)
+            if schedule is not None:
+                schedule.step()
             elapsed += time.perf_counter() - start
             valid_acc = self._accuracy(model, data.valid_x, data.valid_y, device)
             test_acc = self._accuracy(model, data.test_x, data.test_y, device)
@@ -155,6 +186,7 @@ class TrainingEvaluator:
                 "train_seconds": elapsed,
                 "compute_seconds": compute,
                 **cost,
+                **reported,
             }
             if on_epoch is not None:
                 done = epoch + 1
@@ -163,14 +195,15 @@ class TrainingEvaluator:
                     # a copy: training goes on mutating the live tensors
                     return copy.deepcopy({
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(), "epoch": done, "train_seconds": elapsed,
+                        "schedule": schedule.state_dict() if schedule is not None else None,
+                        "epoch": done, "train_seconds": elapsed,
                         "metrics": metrics,
                     })
 
                 on_epoch(dict(metrics), get_state)
         return Result(metrics, cost=elapsed)
 
-    def _train_epoch(self, model, optimizer, loss_fn, device, seed: int) -> float:
+    def _train_epoch(self, model, optimizer, loss_fn, device, seed: int, batch_size: int) -> float:
         import torch
 
         from raynas.data import augment_batch
@@ -180,8 +213,8 @@ class TrainingEvaluator:
         generator = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(data.train_y), generator=generator)
         total, count = 0.0, 0
-        for i in range(0, len(order), self.batch_size):
-            idx = order[i : i + self.batch_size]
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
             x, y = data.train_x[idx], data.train_y[idx]
             if data.augment:
                 x = augment_batch(x, generator)

@@ -2,11 +2,14 @@
 
 * :class:`PolicySearcher` — a Tune ``Searcher`` wrapping a policy (save/restore included);
 * :func:`make_trainable` — the per-architecture function trainable, with resources;
-* :func:`run_tune` — the whole search as a resumable Tune experiment.
+* :func:`run_tune` — the whole search as a resumable Tune experiment;
+* :class:`HyperScheduler` — a ``TrialScheduler`` whose learned hyper-controller
+  adjusts running trials' hyperparameters (pause, new config, resume).
 """
 
+from raynas.tune.hyper_scheduler import HyperScheduler
 from raynas.tune.runner import TuneSettings, run_tune
 from raynas.tune.searcher import PolicySearcher
 from raynas.tune.trainable import make_trainable
 
-__all__ = ["PolicySearcher", "TuneSettings", "make_trainable", "run_tune"]
+__all__ = ["HyperScheduler", "PolicySearcher", "TuneSettings", "make_trainable", "run_tune"]

@@ -46,6 +46,9 @@ class TuneSettings:
         max_failures: Retries of a failed trial, each from its last checkpoint.
         checkpoint_every: Epochs between a trial's checkpoints (and after its last).
         keep_checkpoints: Checkpoints kept per trial (``None``: all).
+        hyper_controller: A saved hyper-controller (JSON) that adjusts each trial's
+            hyperparameters every ``hyper_interval`` epochs (:class:`HyperScheduler`).
+        hyper_interval: Epochs between its decisions.
     """
 
     num_trials: int = 20
@@ -57,6 +60,8 @@ class TuneSettings:
     max_failures: int = 2
     checkpoint_every: int = 1
     keep_checkpoints: int | None = 2
+    hyper_controller: str | None = None
+    hyper_interval: int = 1
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:
@@ -79,6 +84,28 @@ def _check_gpus(settings: TuneSettings) -> None:
             f"gpus_per_trial={settings.gpus_per_trial} but the Ray cluster has {available:g} GPU(s); "
             "set gpus_per_trial to 0 to train on CPUs"
         )
+
+
+def _hyper_scheduler(settings: TuneSettings, evaluator: TrainingEvaluator, out_dir: Path):
+    """The HyperScheduler of ``settings.hyper_controller``, checked against what the
+    trainable can change and report."""
+    from raynas.evaluators.training import HYPERPARAMETERS
+    from raynas.policies.hyper_controller import HyperController
+    from raynas.tune.hyper_scheduler import HyperScheduler
+
+    path = settings.hyper_controller
+    controller = HyperController.load(path)
+    unknown = [p.name for p in controller.params if p.name not in HYPERPARAMETERS]
+    if unknown:
+        raise ValueError(f"{path}: schedules {unknown}, but training trials can only change "
+                         f"{list(HYPERPARAMETERS)}")
+    reported = {"valid_acc", "test_acc", "train_loss"}
+    missing = sorted(set(controller.metrics) - reported)
+    if missing:
+        raise ValueError(f"{path}: observes {missing}, which training trials do not report "
+                         f"(they report {sorted(reported)})")
+    return HyperScheduler(controller, evaluator.epochs, settings.hyper_interval,
+                          log_path=out_dir / "hyper_decisions.jsonl")
 
 
 def _trial_dirname(trial) -> str:
@@ -132,7 +159,9 @@ def run_tune(
         )
     else:
         scheduler = None
-        if settings.asha:
+        if settings.hyper_controller is not None:
+            scheduler = _hyper_scheduler(settings, evaluator, out_dir)
+        elif settings.asha:
             scheduler = ASHAScheduler(
                 time_attr="training_iteration", max_t=evaluator.epochs,
                 grace_period=min(settings.grace_period, evaluator.epochs),

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from raynas.tracking.mlflow import TrialTracking
 
 STATE_FILE = "state.pt"
+SCHEDULED_KEY = "hyper_scheduled"
+"""A trial config flag: a hyper-scheduler owns its hyperparameters."""
 
 
 def train_architecture(
@@ -22,12 +24,18 @@ def train_architecture(
     every ``checkpoint_every`` epochs and after the last one.
 
     Use through :func:`make_trainable`. A retried or restored trial resumes from
-    its last checkpoint (``tune.get_checkpoint()``). CPU training uses as many
+    its last checkpoint (``tune.get_checkpoint()``). ``lr``, ``weight_decay`` and
+    ``batch_size`` in ``config`` override the evaluator's (``lr`` starts the cosine
+    schedule); in a trial marked ``hyper_scheduled`` a hyper-scheduler owns them: it
+    pauses the trial, changes them and resumes it from its checkpoint, and the
+    learning rate stays where it set it. CPU training uses as many
     threads as the trial has CPUs; a trial with a GPU trains on CUDA. With
     ``tracking``, the trial logs its own MLflow child run (per-epoch metrics).
     """
     import torch
     from ray import tune
+
+    from raynas.evaluators.training import HYPERPARAMETERS
 
     # One "Checkpoint successfully created" line per epoch drowns the trial table.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
@@ -56,7 +64,9 @@ def train_architecture(
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
     try:
-        evaluator.fit(arch, on_epoch=on_epoch, state=state)
+        hyper = {k: config[k] for k in HYPERPARAMETERS if k in config}
+        evaluator.fit(arch, on_epoch=on_epoch, state=state, hyper=hyper,
+                      scheduled=bool(config.get(SCHEDULED_KEY)))
     except Exception:
         if run is not None:
             run.close("FAILED")

@@ -1,0 +1,351 @@
+"""Learned hyperparameter schedules (AutoMBPO-style) against their baselines, in one run.
+
+Part ``curves`` (use 1, Tune trial scheduling, on the seeded synthetic learning curves
+of ``raynas.benchmarks.curves``):
+
+* a hyper-controller over ``lr`` and ``batch_size`` is trained on short runs
+  (``--train-epochs``) of training tasks, in process;
+* held-out tasks, each searched with the same budget: ``--trials`` trials of E epochs
+  whose initial learning rates cover a grid, run as real Tune searches under
+  (a) no scheduler (fixed constant schedules), (b) ASHA, (c) Tune's PBT (lr and batch
+  size mutations every ``--interval`` epochs), (d) the trained controller
+  (``HyperScheduler``, greedy). The figure is the best trial's final log10 loss (lower
+  is better) and the epochs spent. E is the training length, then 2.5x longer;
+* the same comparison in process on 100 held-out tasks (fixed constant best-of-grid
+  vs the controller), for tighter statistics.
+
+Part ``digits`` (use 1 on real training): a controller over ``lr`` (observing
+validation accuracy and train loss) is trained through short real Tune searches of
+NB201 cells on digits (``--digits-stages`` searches of 4 trials x ``--digits-epochs``),
+rewarded against raynas's default cosine schedule; then, on held-out architectures, 4
+trials from a grid of initial learning rates under no scheduler (raynas's cosine
+schedule), ASHA (cosine), PBT and the controller (both set constant learning rates), at the training length and 2x longer: the best trial's validation and
+test accuracy.
+
+Part ``catch`` (use 2, the real-evaluation ratio β of a model-based search on the
+NB201 table): a controller over CATCH's β, evaluator refit interval and updates per
+query is trained on CIFAR-10 and CIFAR-100 tasks (``--catch-train-queries``), then
+compared with fixed β on ImageNet16-120 (held out) at the training length and 2x
+longer: final incumbent validation accuracy and test regret, mean over seeds; plus the
+Spearman correlation of the learned β with search progress.
+
+Usage:
+    python benchmarks/hyper_schedule.py --table ../shared/benchmarks/nb201_12epoch.parquet \
+        [--parts curves,digits,catch] [--seeds 3] [--catch-seeds 6] [--out /tmp/hyper_schedule]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+GRID = (0.1, 0.25, 0.5, 1.0)
+
+
+def _best(results, target="log_loss"):
+    finals = [r.metrics[target] for r in results if r.metrics and target in r.metrics]
+    epochs = sum(int(r.metrics.get("training_iteration", 0)) for r in results if r.metrics)
+    return min(finals), epochs
+
+
+def curves_part(args) -> dict:
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+
+    from raynas.benchmarks.curves import NoisyQuadratic, curve_episode, fixed_curve
+    from raynas.policies.hyper_controller import (
+        HyperController,
+        HyperParam,
+        curve_stage,
+        train_controller,
+    )
+    from raynas.tune.hyper_scheduler import HyperScheduler, run_curve_search
+
+    lr = HyperParam("lr", initial=0.5, low=0.01, high=1.5, step=1.5)
+    batch = HyperParam("batch_size", initial=64, low=16, high=1024, step=2, integer=True)
+    hc = HyperController([lr, batch], {"log_loss": (-6, 0)}, "log_loss", "min", lr=3e-3,
+                         seed=args.seed)
+    start = time.perf_counter()
+    train_controller(hc, curve_stage(hc, range(200), 16, args.train_epochs, args.interval),
+                     stages=args.stages, decay_stages=5, seed=args.seed)
+    train_seconds = time.perf_counter() - start
+    hc.save(args.out / "curves_controller.json")
+    print(f"[curves] controller trained in {train_seconds:.1f} s "
+          f"({args.stages} stages x 16 runs of {args.train_epochs} epochs)")
+
+    # in process: 100 held-out tasks, best constant lr of the grid vs the controller
+    inproc = {}
+    for epochs in (args.train_epochs, int(2.5 * args.train_epochs)):
+        same, grid, learned = [], [], []
+        for seed in range(1000, 1100):
+            task = NoisyQuadratic(seed)
+            same.append(fixed_curve(task, epochs, 0.5, 64)[-1]["log_loss"])
+            grid.append(min(fixed_curve(task, epochs, g, 64)[-1]["log_loss"] for g in GRID))
+            learned.append(curve_episode(hc, task, epochs, args.interval, greedy=True)[1][-1]
+                           ["log_loss"])
+        learned_a = np.asarray(learned)
+        inproc[epochs] = {"fixed_0.5": float(np.mean(same)), "fixed_best_of_grid": float(np.mean(grid)),
+                          "controller": float(np.mean(learned)),
+                          "better_than_fixed_0.5": float(np.mean(np.asarray(same) > learned_a)),
+                          "better_than_best_of_grid": float(np.mean(np.asarray(grid) > learned_a))}
+        print(f"[curves] in process, {epochs} epochs, 100 held-out tasks (mean final log10 "
+              f"loss): fixed lr 0.5 {np.mean(same):.3f}; controller from lr 0.5, same compute, "
+              f"{np.mean(learned):.3f} (better on {inproc[epochs]['better_than_fixed_0.5']:.0%}); "
+              f"best constant lr of {GRID}, 4x the compute, {np.mean(grid):.3f} (controller better "
+              f"on {inproc[epochs]['better_than_best_of_grid']:.0%})")
+
+    # through Tune, the same budget per task: len(GRID) trials x E epochs
+    tune_rows = []
+    storage = args.out / "tune"
+    for epochs in (args.train_epochs, int(2.5 * args.train_epochs)):
+        for seed in range(2000, 2000 + args.seeds):
+            row = {"epochs": epochs, "seed": seed}
+
+            def search(name, scheduler, seed=seed, epochs=epochs):
+                return run_curve_search(
+                    scheduler, [seed], epochs, storage, f"{name}_{seed}_{epochs}",
+                    config={"batch_size": 64, "lr": tune.grid_search(list(GRID))},
+                    concurrency=4, keep_checkpoints=None if name == "pbt" else 2)
+
+            row["fixed"] = _best(search("fixed", None))
+            row["asha"] = _best(search("asha", ASHAScheduler(
+                time_attr="training_iteration", max_t=epochs, grace_period=args.interval)))
+            pbt = PopulationBasedTraining(
+                time_attr="training_iteration", perturbation_interval=args.interval,
+                hyperparam_mutations={"lr": tune.loguniform(0.01, 1.5),
+                                      "batch_size": [16, 32, 64, 128, 256, 512, 1024]},
+            )
+            random.seed(seed)  # PBT's perturbations draw from the random module
+            row["pbt"] = _best(search("pbt", pbt))
+            row["controller"] = _best(search("controller", HyperScheduler(hc, epochs,
+                                                                          args.interval)))
+            tune_rows.append(row)
+            print(f"[curves] Tune, task {seed}, {epochs} epochs: " + ", ".join(
+                f"{k} {row[k][0]:.3f} ({row[k][1]} epochs)"
+                for k in ("fixed", "asha", "pbt", "controller")))
+    del ray
+    return {"train_seconds": train_seconds, "in_process": inproc, "tune": tune_rows}
+
+
+DIGITS_GRID = (0.025, 0.05, 0.1, 0.2)
+
+
+def digits_part(args) -> dict:
+    """Use 1 on real training: NB201 cells (4 channels, 1 cell per stage) on digits."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+
+    from raynas.data import load_digits
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.policies.hyper_controller import HyperController, HyperParam, train_controller
+    from raynas.spaces import NB201Space
+    from raynas.tune.hyper_scheduler import HyperScheduler, training_reference, tune_stage
+    from raynas.tune.trainable import SCHEDULED_KEY, make_trainable
+
+    space = NB201Space(channels=4, cells_per_stage=1)
+    data = load_digits(input_size=8)
+    rng = np.random.default_rng(args.seed)
+    archs = [space.to_str(space.sample(rng)) for _ in range(12)]
+    train_archs, test_archs = archs[:8], archs[8:8 + args.digits_archs]
+    storage = (args.out / "digits").resolve()
+
+    def evaluator(epochs):
+        return TrainingEvaluator(space, data, epochs=epochs, batch_size=128, seed=args.seed)
+
+    def tuner(name, epochs, param_space, scheduler, keep=2):
+        kwargs = {} if scheduler is None or isinstance(scheduler, HyperScheduler) else {
+            "metric": "valid_acc", "mode": "max"}
+        return tune.Tuner(
+            make_trainable(evaluator(epochs), cpus=1), param_space=param_space,
+            tune_config=tune.TuneConfig(scheduler=scheduler, max_concurrent_trials=2,
+                                        reuse_actors=True, **kwargs),
+            run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0,
+                                      checkpoint_config=tune.CheckpointConfig(
+                                          num_to_keep=keep)),
+        ).fit()
+
+    lr = HyperParam("lr", initial=0.05, low=0.005, high=0.4, step=2.0)
+    hc = HyperController([lr], {"valid_acc": (0, 100), "train_loss": (0, 2.5)}, "valid_acc",
+                         "max", lr=3e-3, seed=args.seed)
+    epochs = args.digits_epochs
+    reference = training_reference(evaluator(epochs))
+
+    def search(stage, scheduler):
+        batch = [train_archs[(stage * 4 + i) % len(train_archs)] for i in range(4)]
+        return tuner(f"train{stage:02d}", epochs,
+                     {"arch": tune.grid_search(batch), "lr": 0.05}, scheduler)
+
+    start = time.perf_counter()
+    train_controller(hc, tune_stage(hc, search, reference, epochs, 1),
+                     stages=args.digits_stages, decay_stages=max(1, args.digits_stages // 2),
+                     seed=args.seed,
+                     progress=lambda s, st: print(f"[digits] stage {s}: mean gap "
+                                                  f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
+    train_seconds = time.perf_counter() - start
+    hc.save(args.out / "digits_controller.json")
+    print(f"[digits] controller trained in {train_seconds:.1f} s ({args.digits_stages} Tune "
+          f"searches of 4 trials x {epochs} epochs)")
+    rows = []
+    for length in (epochs, 2 * epochs):
+        for arch in test_archs:
+            space_ = {"arch": arch, "lr": tune.grid_search(list(DIGITS_GRID))}
+            pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1,
+                                          hyperparam_mutations={"lr": tune.loguniform(0.005, 0.4)})
+            random.seed(args.seed)
+            runs = {
+                "fixed": tuner(f"fixed_{length}", length, space_, None),
+                "asha": tuner(f"asha_{length}", length, space_, ASHAScheduler(
+                    time_attr="training_iteration", max_t=length, grace_period=1)),
+                # PBT's mutations set the learning rate, as the controller's do
+                "pbt": tuner(f"pbt_{length}", length, {**space_, SCHEDULED_KEY: True}, pbt,
+                             keep=None),
+                "controller": tuner(f"controller_{length}", length, space_,
+                                    HyperScheduler(hc, length, 1)),
+            }
+            row = {"epochs": length, "arch": arch}
+            for name, results in runs.items():
+                done = [r.metrics for r in results if r.metrics and "valid_acc" in r.metrics]
+                best = max(done, key=lambda m: m["valid_acc"])
+                row[name] = {"valid": best["valid_acc"], "test": best["test_acc"],
+                             "epochs": sum(int(m.get("training_iteration", 0)) for m in done)}
+            rows.append(row)
+            print(f"[digits] {arch}, {length} epochs (best trial; valid / test accuracy): " +
+                  ", ".join(f"{k} {row[k]['valid']:.2f} / {row[k]['test']:.2f} "
+                            f"({row[k]['epochs']} epochs)" for k in runs))
+    return {"train_seconds": train_seconds, "eval": rows}
+
+
+def _catch_eval(table_path, dataset, queries, seed, values, controller_state):
+    import torch
+
+    torch.set_num_threads(1)
+    from raynas.benchmarks import BenchmarkTable
+    from raynas.evaluators import TabularEvaluator
+    from raynas.policies.catch.schedule import catch_search
+    from raynas.policies.hyper_controller import HyperController
+
+    table = BenchmarkTable.load(table_path)
+    evaluator = TabularEvaluator(table, dataset)
+    decide = None
+    if controller_state is not None:
+        hc = HyperController.from_state(controller_state)
+
+        def decide(progress, history, current):
+            return hc.adjust(current, hc.act(hc.observe(progress, history, current),
+                                             greedy=True)[0])
+
+        values = hc.initial_values()
+    run = catch_search(evaluator, queries, seed, values, decide, interval=10)
+    # searched on validation, reported on test
+    best_test = float(np.max(table.column(dataset, "test_acc")))
+    regret = best_test - run["best_metrics"]["test_acc"]
+    return {"valid": run["incumbent"][-1], "test_regret": regret, "decisions": run["decisions"],
+            "real_updates": run["real_updates"], "imagined_updates": run["imagined_updates"]}
+
+
+def catch_part(args) -> dict:
+    import ray
+    import torch
+
+    from raynas.benchmarks import BenchmarkTable
+    from raynas.evaluators import TabularEvaluator
+    from raynas.policies.catch.schedule import catch_stage, make_catch_controller
+    from raynas.policies.hyper_controller import train_controller
+
+    torch.set_num_threads(1)
+    table = BenchmarkTable.load(args.table)
+    tasks = [(TabularEvaluator(table, d), s) for s in range(4) for d in ("cifar10", "cifar100")]
+    hc = make_catch_controller(lr=3e-3, seed=args.seed)
+    start = time.perf_counter()
+    log = train_controller(hc, catch_stage(hc, tasks, args.catch_episodes,
+                                           args.catch_train_queries, 10, args.seed),
+                           stages=args.catch_stages, decay_stages=max(1, args.catch_stages // 2),
+                           seed=args.seed,
+                           progress=lambda s, st: print(f"[catch] stage {s}: mean gap "
+                                                        f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
+    train_seconds = time.perf_counter() - start
+    hc.save(args.out / "catch_controller.json")
+    print(f"[catch] controller trained in {train_seconds:.1f} s")
+
+    remote = ray.remote(num_cpus=1)(_catch_eval)
+    state = hc.state_dict()
+    methods = {"beta=0.25": {"real_ratio": 0.25}, "beta=0.5": {"real_ratio": 0.5},
+               "beta=1.0": {"real_ratio": 1.0}, "controller": None}
+    rows = {}
+    for queries in (args.catch_train_queries, 2 * args.catch_train_queries):
+        futures = {
+            (name, seed): remote.remote(str(args.table), "imagenet16_120", queries, 100 + seed,
+                                        {"evaluator_every": 1, "updates": 5, **(v or {})},
+                                        state if v is None else None)
+            for name, v in methods.items() for seed in range(args.catch_seeds)
+        }
+        out = {key: ray.get(f) for key, f in futures.items()}
+        for name in methods:
+            runs = [out[(name, s)] for s in range(args.catch_seeds)]
+            rows[f"{name}@{queries}"] = {
+                "valid": float(np.mean([r["valid"] for r in runs])),
+                "test_regret": float(np.mean([r["test_regret"] for r in runs])),
+                "test_regret_std": float(np.std([r["test_regret"] for r in runs])),
+                "real_share": float(np.mean([r["real_updates"] / max(1, r["real_updates"]
+                                                                     + r["imagined_updates"])
+                                             for r in runs])),
+            }
+            print(f"[catch] imagenet16_120 @{queries}: {name:10s} valid "
+                  f"{rows[f'{name}@{queries}']['valid']:.3f}, test regret "
+                  f"{rows[f'{name}@{queries}']['test_regret']:.3f} ± "
+                  f"{rows[f'{name}@{queries}']['test_regret_std']:.3f}, share of real updates "
+                  f"{rows[f'{name}@{queries}']['real_share']:.2f}")
+            if name == "controller":
+                points = [(d["query"] / queries, d["real_ratio"]) for r in runs
+                          for d in r["decisions"]]
+                x, y = np.asarray(points).T
+                rho = float(np.corrcoef(np.argsort(np.argsort(x)), np.argsort(np.argsort(y)))[0, 1])
+                rows[f"{name}@{queries}"]["beta_progress_spearman"] = rho
+                print(f"[catch] learned β vs progress @{queries}: Spearman {rho:+.2f}")
+    return {"train_seconds": train_seconds, "training": log, "eval": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--table", type=Path, default=Path("../shared/benchmarks/nb201_12epoch.parquet"))
+    parser.add_argument("--parts", default="curves,digits,catch")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-epochs", type=int, default=20)
+    parser.add_argument("--interval", type=int, default=2)
+    parser.add_argument("--stages", type=int, default=30)
+    parser.add_argument("--seeds", type=int, default=3, help="held-out tasks run through Tune")
+    parser.add_argument("--digits-epochs", type=int, default=4)
+    parser.add_argument("--digits-stages", type=int, default=6)
+    parser.add_argument("--digits-archs", type=int, default=2)
+    parser.add_argument("--catch-train-queries", type=int, default=50)
+    parser.add_argument("--catch-stages", type=int, default=6)
+    parser.add_argument("--catch-episodes", type=int, default=4)
+    parser.add_argument("--catch-seeds", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/hyper_schedule"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             configure_logging=False)
+    report = {}
+    parts = args.parts.split(",")
+    if "curves" in parts:
+        report["curves"] = curves_part(args)
+    if "digits" in parts:
+        report["digits"] = digits_part(args)
+    if "catch" in parts:
+        report["catch"] = catch_part(args)
+    (args.out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    print(f"report: {args.out / 'report.json'}")
+
+
+if __name__ == "__main__":
+    main()
