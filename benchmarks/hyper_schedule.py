@@ -19,8 +19,9 @@ validation accuracy and train loss) is trained through short real Tune searches 
 NB201 cells on digits (``--digits-stages`` searches of 4 trials x ``--digits-epochs``),
 rewarded against raynas's default cosine schedule; then, on held-out architectures, 4
 trials from a grid of initial learning rates under no scheduler (raynas's cosine
-schedule), ASHA (cosine), PBT and the controller (both set constant learning rates), at the training length and 2x longer: the best trial's validation and
-test accuracy.
+schedule), ASHA (cosine), PBT and the controller (both set constant learning
+rates), at the training length and 2x longer: the best trial's validation and test
+accuracy.
 
 Part ``catch`` (use 2, the real-evaluation ratio β of a model-based search on the
 NB201 table): a controller over CATCH's β, evaluator refit interval and updates per
