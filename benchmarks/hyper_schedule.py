@@ -49,6 +49,20 @@ import numpy as np
 GRID = (0.1, 0.25, 0.5, 1.0)
 
 
+def _train(label: str, hc, run_stage, stages: int, seed: int, path: Path) -> tuple[list, float]:
+    """Train ``hc`` (ε decaying over half the stages), print each stage, save it to
+    ``path``; return the stage log and the seconds it took."""
+    from raynas.policies.hyper_controller import train_controller
+
+    start = time.perf_counter()
+    log = train_controller(hc, run_stage, stages=stages, decay_stages=max(1, stages // 2),
+                           seed=seed,
+                           progress=lambda s, st: print(f"[{label}] stage {s}: mean gap "
+                                                        f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
+    hc.save(path)
+    return log, time.perf_counter() - start
+
+
 def _best(results, target="log_loss"):
     finals = [r.metrics[target] for r in results if r.metrics and target in r.metrics]
     epochs = sum(int(r.metrics.get("training_iteration", 0)) for r in results if r.metrics)
@@ -145,7 +159,7 @@ def digits_part(args) -> dict:
 
     from raynas.data import load_digits
     from raynas.evaluators import TrainingEvaluator
-    from raynas.policies.hyper_controller import HyperController, HyperParam, train_controller
+    from raynas.policies.hyper_controller import HyperController, HyperParam
     from raynas.spaces import NB201Space
     from raynas.tune.hyper_scheduler import HyperScheduler, training_reference, tune_stage
     from raynas.tune.trainable import SCHEDULED_KEY, make_trainable
@@ -183,14 +197,8 @@ def digits_part(args) -> dict:
         return tuner(f"train{stage:02d}", epochs,
                      {"arch": tune.grid_search(batch), "lr": 0.05}, scheduler)
 
-    start = time.perf_counter()
-    train_controller(hc, tune_stage(hc, search, reference, epochs, 1),
-                     stages=args.digits_stages, decay_stages=max(1, args.digits_stages // 2),
-                     seed=args.seed,
-                     progress=lambda s, st: print(f"[digits] stage {s}: mean gap "
-                                                  f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
-    train_seconds = time.perf_counter() - start
-    hc.save(args.out / "digits_controller.json")
+    _, train_seconds = _train("digits", hc, tune_stage(hc, search, reference, epochs, 1),
+                              args.digits_stages, args.seed, args.out / "digits_controller.json")
     print(f"[digits] controller trained in {train_seconds:.1f} s ({args.digits_stages} Tune "
           f"searches of 4 trials x {epochs} epochs)")
     rows = []
@@ -257,22 +265,15 @@ def catch_part(args) -> dict:
 
     from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
-    from raynas.policies.catch.schedule import catch_stage, make_catch_controller
-    from raynas.policies.hyper_controller import train_controller
+    from raynas.policies.catch.schedule import catch_stage, make_catch_controller, spearman
 
     torch.set_num_threads(1)
     table = BenchmarkTable.load(args.table)
     tasks = [(TabularEvaluator(table, d), s) for s in range(4) for d in ("cifar10", "cifar100")]
     hc = make_catch_controller(lr=3e-3, seed=args.seed)
-    start = time.perf_counter()
-    log = train_controller(hc, catch_stage(hc, tasks, args.catch_episodes,
-                                           args.catch_train_queries, 10, args.seed),
-                           stages=args.catch_stages, decay_stages=max(1, args.catch_stages // 2),
-                           seed=args.seed,
-                           progress=lambda s, st: print(f"[catch] stage {s}: mean gap "
-                                                        f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
-    train_seconds = time.perf_counter() - start
-    hc.save(args.out / "catch_controller.json")
+    log, train_seconds = _train("catch", hc, catch_stage(hc, tasks, args.catch_episodes,
+                                                         args.catch_train_queries, 10, args.seed),
+                                args.catch_stages, args.seed, args.out / "catch_controller.json")
     print(f"[catch] controller trained in {train_seconds:.1f} s")
 
     remote = ray.remote(num_cpus=1)(_catch_eval)
@@ -307,7 +308,7 @@ def catch_part(args) -> dict:
                 points = [(d["query"] / queries, d["real_ratio"]) for r in runs
                           for d in r["decisions"]]
                 x, y = np.asarray(points).T
-                rho = float(np.corrcoef(np.argsort(np.argsort(x)), np.argsort(np.argsort(y)))[0, 1])
+                rho = spearman(x, y)
                 rows[f"{name}@{queries}"]["beta_progress_spearman"] = rho
                 print(f"[catch] learned β vs progress @{queries}: Spearman {rho:+.2f}")
     return {"train_seconds": train_seconds, "training": log, "eval": rows}

@@ -51,7 +51,8 @@ def make_catch_controller(params: Sequence[HyperParam] = CATCH_PARAMS, *,
                            target_range=(0.0, target_range), **kwargs)
 
 
-def _spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation; 0 for fewer than 3 points or a constant side."""
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return 0.0
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
@@ -87,7 +88,7 @@ def catch_search(evaluator, queries: int, seed: int, values: Mapping[str, float]
         curve.append(incumbent)
         if decide is not None and query % interval == 0 and query < queries:
             pairs = [(p, r) for p, r, _ in window if p is not None and np.isfinite(r)]
-            observed = {"evaluator_rank": _spearman([p for p, _ in pairs], [r for _, r in pairs]),
+            observed = {"evaluator_rank": spearman([p for p, _ in pairs], [r for _, r in pairs]),
                         "improved": float(np.mean([i for _, _, i in window])),
                         TARGET: incumbent, "query": float(query)}
             history.append({**observed, **values})

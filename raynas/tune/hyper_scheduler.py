@@ -33,6 +33,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from raynas.benchmarks.curves import NoisyQuadratic, fixed_curve
+from raynas.tune.trainable import SCHEDULED_KEY
 
 if TYPE_CHECKING:
     from raynas.policies.hyper_controller import Episode, HyperController
@@ -77,7 +78,6 @@ class HyperScheduler(FIFOScheduler):
         self._seen: dict[str, list[dict[str, float]]] = {}
         self._steps: dict[str, list[tuple[list[float], list[int], float]]] = {}
         self.episodes: list[Episode] = []
-        self.finals: dict[str, float] = {}  # trial id -> final target
         self.initial: dict[str, dict[str, Any]] = {}  # trial id -> config before any change
         self.changes = 0
 
@@ -90,8 +90,6 @@ class HyperScheduler(FIFOScheduler):
         return True  # the controller fixes metric and mode
 
     def on_trial_add(self, tune_controller, trial: Trial) -> None:
-        from raynas.tune.trainable import SCHEDULED_KEY
-
         missing = {k: v for k, v in self.controller.initial_values().items()
                    if k not in trial.config}
         trial.set_config({**trial.config, **missing, SCHEDULED_KEY: True})
@@ -123,8 +121,6 @@ class HyperScheduler(FIFOScheduler):
 
     def on_trial_complete(self, tune_controller, trial: Trial, result: dict) -> None:
         final = result.get(self.controller.target) if result else None
-        if final is not None:
-            self.finals[trial.trial_id] = float(final)
         steps = self._steps.pop(trial.trial_id, [])
         seen = self._seen.pop(trial.trial_id, [])
         if self.explore is None or not steps or final is None:
@@ -212,23 +208,20 @@ def curve_reference(lr: float, batch_size: float, target: str = "log_loss") -> R
 
 def run_curve_search(scheduler: TrialScheduler | None, seeds: Sequence[int], epochs: int,
                      storage: str | Path, name: str, config: dict[str, Any] | None = None,
-                     concurrency: int = 2, search_alg=None, num_samples: int | None = None,
-                     callbacks: list | None = None, keep_checkpoints: int | None = 2):
-    """One Tune search of the synthetic curves: a trial per seed (or ``num_samples``
-    trials from ``search_alg``), under ``scheduler``, with extra Tune ``callbacks``,
+                     concurrency: int = 2, callbacks: list | None = None,
+                     keep_checkpoints: int | None = 2):
+    """One Tune search of the synthetic curves: a trial per seed (its ``config`` may
+    grid-search more), under ``scheduler``, with extra Tune ``callbacks``,
     keeping ``keep_checkpoints`` per trial (``None``: all, as PBT's exploits need);
     returns Tune's ``ResultGrid``."""
     from ray import tune
 
-    space: dict[str, Any] = {"epochs": epochs, **(config or {})}
-    if search_alg is None:
-        space["seed"] = tune.grid_search(list(seeds))
+    space = {"epochs": epochs, **(config or {}), "seed": tune.grid_search(list(seeds))}
     tuner = tune.Tuner(
         tune.with_resources(train_curve, {"cpu": 0.5}),
         param_space=space,
         tune_config=tune.TuneConfig(
             scheduler=scheduler, max_concurrent_trials=concurrency, reuse_actors=True,
-            search_alg=search_alg, num_samples=num_samples or 1,
             **({"metric": "log_loss", "mode": "min"} if scheduler is not None
                and not isinstance(scheduler, HyperScheduler) else {}),
         ),
@@ -282,18 +275,14 @@ def training_reference(evaluator, target: str = "valid_acc") -> Reference:
     """raynas's default schedule as the reference for training trials: each trial's
     architecture trained in process with a cosine schedule from the trial's initial
     ``lr`` (the evaluator's other settings), once per (arch, lr), cached."""
-    import copy
-
     cache: dict[tuple[str, float, int], list[float]] = {}
 
     def reference(config: dict[str, Any], epoch: int) -> float:
         key = (config["arch"], float(config.get("lr", evaluator.lr)), int(evaluator.epochs))
         if key not in cache:
-            fixed = copy.copy(evaluator)
-            fixed.lr = key[1]
             curve: list[float] = []
-            fixed.fit(evaluator.space.from_str(key[0]),
-                      on_epoch=lambda metrics, _: curve.append(float(metrics[target])))
+            evaluator.fit(evaluator.space.from_str(key[0]), hyper={"lr": key[1]},
+                          on_epoch=lambda metrics, _: curve.append(float(metrics[target])))
             cache[key] = curve
         return cache[key][min(len(cache[key]), max(1, epoch)) - 1]
 
