@@ -105,6 +105,16 @@ class ResourcesConfig:
     config, resume from the epoch's checkpoint); not with ``asha``."""
     hyper_interval: int = 1
     """Epochs between the hyper-controller's decisions."""
+    custom_resources: dict[str, float] = field(default_factory=dict)
+    """Custom Ray resources each trial needs, e.g. ``{gpu_node: 1}``: trials run only on
+    nodes started with that resource (``ray start --resources``)."""
+    storage_path: str | None = None
+    """Where Tune keeps the trials' checkpoints (``<storage_path>/<out folder name>``);
+    default: the results folder. On a multi-node cluster every node must see it: a
+    shared file system (NFS), or a cloud URI such as ``s3://bucket/raynas``."""
+    autoscaling: bool = False
+    """The Ray cluster launches nodes on demand (autoscaler, KubeRay): GPUs or custom
+    resources it does not have yet are waited for instead of failing the search."""
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,8 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
+    if typing.get_args(annotation):  # dict[str, float], list[int], int | None: say it all
+        return str(annotation).replace("typing.", "")
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
@@ -295,6 +307,13 @@ def validate(config: SearchConfig) -> SearchConfig:
         raise ConfigError(f"resources.hyper_interval: must be >= 1, got {res.hyper_interval}")
     if res.checkpoint_every < 1:
         raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
+    for name, amount in res.custom_resources.items():
+        if name in ("CPU", "GPU", "memory", "cpu", "gpu"):
+            raise ConfigError(f"resources.custom_resources.{name}: set CPUs and GPUs with "
+                              "cpus_per_trial and gpus_per_trial")
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount <= 0:
+            raise ConfigError(f"resources.custom_resources.{name}: expected a number > 0, got "
+                              f"{amount!r}")
     _check_front(config.front)
     tracking = config.tracking
     if tracking.log_from not in ("driver", "trials"):

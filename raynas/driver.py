@@ -287,7 +287,8 @@ def build_tune_settings(config: cfg.SearchConfig):
         gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
         checkpoint_every=res.checkpoint_every, hyper_controller=res.hyper_controller,
-        hyper_interval=res.hyper_interval,
+        hyper_interval=res.hyper_interval, custom_resources=dict(res.custom_resources),
+        storage_path=res.storage_path, autoscaling=res.autoscaling,
     )
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 
 import pytest
+import ray
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -98,6 +99,38 @@ def test_gpu_request_without_gpus_is_refused(ray_local, evaluator, tmp_path):
     policy = make_policy("random", evaluator.space, seed=0)
     with pytest.raises(ValueError, match="gpus_per_trial=0.25 but the Ray cluster has 0 GPU"):
         run_tune(policy, evaluator, TuneSettings(num_trials=1, gpus_per_trial=0.25), tmp_path)
+
+
+def test_custom_resource_the_cluster_lacks_is_refused_unless_autoscaling(ray_local, evaluator,
+                                                                         tmp_path, caplog):
+    policy = make_policy("random", evaluator.space, seed=0)
+    wanted = TuneSettings(num_trials=1, custom_resources={"gpu_node": 1})
+    with pytest.raises(ValueError, match="custom_resources needs gpu_node=1 per trial but the "
+                                         "Ray cluster has 0.*autoscaling: true"):
+        run_tune(policy, evaluator, wanted, tmp_path)
+    from raynas.tune.runner import _check_resources
+
+    with caplog.at_level("WARNING", logger="raynas.tune.runner"):
+        _check_resources(TuneSettings(custom_resources={"gpu_node": 1}, autoscaling=True))
+    assert "waiting for the autoscaler" in caplog.text
+
+
+def test_storage_path_holds_the_experiment_and_resumes_from_it(ray_local, evaluator, tmp_path):
+    """Tune's experiment goes to <storage_path>/<out name>/tune (shared storage on a
+    cluster); the results folder keeps the history, and a rerun restores from storage."""
+    storage, out = tmp_path / "shared", tmp_path / "results" / "run1"
+    settings = TuneSettings(num_trials=2, storage_path=str(storage))
+    policy = make_policy("random", evaluator.space, seed=0)
+    run = run_tune(policy, evaluator, settings, out, verbose=0)
+    assert run.history.to_arrow().num_rows == 2 and (out / "history.parquet").is_file()
+    assert not (out / "tune").exists()
+    trials = sorted((storage / "run1" / "tune").glob("trial_*/result.json"))
+    assert len(trials) == 2
+    rows = [json.loads(line) for line in trials[0].read_text().splitlines()]
+    assert {r["node_id"] for r in rows} == {ray.get_runtime_context().get_node_id()}
+    again = run_tune(make_policy("random", evaluator.space, seed=0), evaluator, settings, out,
+                     verbose=0)  # restored from storage: the finished trials, not new ones
+    assert again.history.to_arrow()["arch"].to_pylist() == run.history.to_arrow()["arch"].to_pylist()
 
 
 class _KillFirstTrialOnce(tune.Callback):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,13 @@ class TuneSettings:
         hyper_controller: A saved hyper-controller (JSON) that adjusts each trial's
             hyperparameters every ``hyper_interval`` epochs (:class:`HyperScheduler`).
         hyper_interval: Epochs between its decisions.
+        custom_resources: Custom Ray resources per trial (``{"gpu_node": 1}``): trials
+            run only on nodes that declare them.
+        storage_path: Where Tune keeps the experiment (``<storage_path>/<out folder
+            name>/tune``); ``None``: the results folder. A multi-node cluster needs
+            storage every node sees: a shared file system or a cloud URI (``s3://...``).
+        autoscaling: The cluster launches nodes on demand: GPUs or custom resources it
+            does not have yet are waited for instead of failing the search.
     """
 
     num_trials: int = 20
@@ -62,6 +69,9 @@ class TuneSettings:
     keep_checkpoints: int | None = 2
     hyper_controller: str | None = None
     hyper_interval: int = 1
+    custom_resources: dict[str, float] = field(default_factory=dict)
+    storage_path: str | None = None
+    autoscaling: bool = False
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:
@@ -70,20 +80,33 @@ class TuneSettings:
             raise ValueError(f"max_failures must be >= -1 (-1: retry forever), got {self.max_failures}")
 
 
-def _check_gpus(settings: TuneSettings) -> None:
-    """A GPU request the cluster cannot meet would leave trials pending forever."""
+def _check_resources(settings: TuneSettings) -> None:
+    """A GPU or custom-resource request the cluster cannot meet would leave trials
+    pending forever; on an autoscaling cluster, nodes that have them may start later."""
     import ray
 
-    if settings.gpus_per_trial <= 0:
+    wanted = dict(settings.custom_resources)
+    if settings.gpus_per_trial > 0:
+        wanted["GPU"] = settings.gpus_per_trial
+    if not wanted:
         return
     if not ray.is_initialized():
         ray.init()
-    available = ray.cluster_resources().get("GPU", 0)
-    if available < settings.gpus_per_trial:
-        raise ValueError(
-            f"gpus_per_trial={settings.gpus_per_trial} but the Ray cluster has {available:g} GPU(s); "
-            "set gpus_per_trial to 0 to train on CPUs"
-        )
+    have = ray.cluster_resources()
+    for name, amount in wanted.items():
+        available = have.get(name, 0)
+        if available >= amount:
+            continue
+        if name == "GPU":
+            problem = (f"gpus_per_trial={amount:g} but the Ray cluster has {available:g} GPU(s); "
+                       "set gpus_per_trial to 0 to train on CPUs")
+        else:
+            problem = (f"custom_resources needs {name}={amount:g} per trial but the Ray cluster "
+                       f"has {available:g}; start nodes with --resources '{{\"{name}\": N}}'")
+        if not settings.autoscaling:
+            raise ValueError(problem + " (or set resources.autoscaling: true when the cluster "
+                             "launches such nodes on demand)")
+        logger.warning("%s; waiting for the autoscaler to launch nodes that have it", problem)
 
 
 def _hyper_scheduler(settings: TuneSettings, evaluator: TrainingEvaluator, out_dir: Path):
@@ -108,6 +131,14 @@ def _hyper_scheduler(settings: TuneSettings, evaluator: TrainingEvaluator, out_d
                           log_path=out_dir / "hyper_decisions.jsonl")
 
 
+def tune_storage(out_dir: Path, settings: TuneSettings) -> str:
+    """The ``storage_path`` Tune gets for a search in ``out_dir``: the folder itself, or
+    ``<settings.storage_path>/<out_dir name>`` (a path or a cloud URI)."""
+    if settings.storage_path is None:
+        return str(out_dir)
+    return f"{settings.storage_path.rstrip('/')}/{out_dir.name}"
+
+
 def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
@@ -124,7 +155,8 @@ def run_tune(
 ) -> TuneRun:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
-    Tune's experiment lives in ``<out_dir>/tune`` (``result.json``, ``progress.csv``,
+    Tune's experiment lives in ``<out_dir>/tune``, or under ``settings.storage_path``
+    (``result.json``, ``progress.csv``,
     TensorBoard events, checkpoints); ``<out_dir>/history.parquet`` gets one row per
     finished trial. If ``<out_dir>/tune`` holds an unfinished experiment, it is
     restored: the policy's state comes back and unfinished trials resume from
@@ -138,10 +170,11 @@ def run_tune(
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    experiment = out_dir / EXPERIMENT
+    storage = tune_storage(out_dir, settings)
+    experiment = f"{storage}/{EXPERIMENT}"
     trainable = make_trainable(
         evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every,
-        trial_tracking,
+        trial_tracking, settings.custom_resources,
     )
     objective = policy.objective
     if objective.metric != evaluator.search_metric:
@@ -149,13 +182,13 @@ def run_tune(
             f"the policy optimises {objective.metric!r} but the evaluator's search metric is "
             f"{evaluator.search_metric!r}"
         )
-    _check_gpus(settings)
+    _check_resources(settings)
     # Checkpointing every epoch of short trials trips Tune's snapshot-frequency warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if tune.Tuner.can_restore(str(experiment)):
+    if tune.Tuner.can_restore(experiment):
         logger.info("restoring the Tune experiment in %s", experiment)
         tuner = tune.Tuner.restore(
-            str(experiment), trainable=trainable, resume_unfinished=True, resume_errored=True
+            experiment, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
     else:
         scheduler = None
@@ -176,7 +209,7 @@ def run_tune(
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
             ),
             run_config=tune.RunConfig(
-                name=EXPERIMENT, storage_path=str(out_dir), verbose=verbose,
+                name=EXPERIMENT, storage_path=storage, verbose=verbose,
                 callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),

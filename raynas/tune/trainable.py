@@ -32,6 +32,7 @@ def train_architecture(
     threads as the trial has CPUs; a trial with a GPU trains on CUDA. With
     ``tracking``, the trial logs its own MLflow child run (per-epoch metrics).
     """
+    import ray
     import torch
     from ray import tune
 
@@ -47,6 +48,8 @@ def train_architecture(
             state = torch.load(os.path.join(folder, STATE_FILE), weights_only=True)
     cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
     evaluator.num_threads = max(1, int(cpus))
+    # Which Ray node trained each epoch (in result.json): a retried trial may move.
+    node = {"node_id": ray.get_runtime_context().get_node_id()}
 
     run = None
     if tracking is not None:
@@ -57,11 +60,11 @@ def train_architecture(
         if run is not None:
             run.log(metrics, epoch)
         if epoch % checkpoint_every and epoch != evaluator.epochs:
-            tune.report(metrics)
+            tune.report({**metrics, **node})
             return
         with tempfile.TemporaryDirectory() as folder:
             torch.save(get_state(), os.path.join(folder, STATE_FILE))
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, **node}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     try:
         hyper = {k: config[k] for k in HYPERPARAMETERS if k in config}
@@ -77,7 +80,7 @@ def train_architecture(
 
 def make_trainable(
     evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0, checkpoint_every: int = 1,
-    tracking: TrialTracking | None = None,
+    tracking: TrialTracking | None = None, custom_resources: dict[str, float] | None = None,
 ):
     """The Tune trainable for ``evaluator``: resources per trial, data in the object store.
 
@@ -89,6 +92,7 @@ def make_trainable(
             a crashed trial loses at most this many epochs.
         tracking: Each trial logs its own MLflow child run (see
             :class:`~raynas.tracking.mlflow.TrialTracking`).
+        custom_resources: Custom Ray resources per trial (``{"gpu_node": 1}``).
     """
     from ray import tune
 
@@ -100,4 +104,7 @@ def make_trainable(
         train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every,
         tracking=tracking,
     )
-    return tune.with_resources(trainable, {"cpu": cpus, "gpu": gpus})
+    resources = {"cpu": cpus, "gpu": gpus}
+    if custom_resources:
+        resources["custom_resources"] = dict(custom_resources)
+    return tune.with_resources(trainable, resources)
