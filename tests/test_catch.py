@@ -16,7 +16,7 @@ from raynas.policies.catch.encoder import ContextEncoder, kl_to_prior, product_o
 from raynas.policies.controllers import ppo_clip_loss
 from raynas.search import Budget, Search
 from raynas.spaces.custom import CustomSpace
-from raynas.types import Objective
+from raynas.types import Objective, Result
 
 
 def test_product_of_gaussians_on_hand_computed_cases():
@@ -99,6 +99,29 @@ def test_evaluator_picks_the_top_candidates_with_epsilon_random_picks():
     assert greedy.epsilon() == 0.0
     unfiltered = CATCH(space, seed=0, use_evaluator=False, epsilon=0.0)
     assert unfiltered.select(candidates, z, 2) == candidates[:2]  # the controller's order
+
+
+def test_a_converged_controller_is_topped_up_with_the_incumbents_neighbours():
+    """A controller that always draws the same, evaluated, architecture leaves the
+    candidate pool empty; ``fill="neighbors"`` tops it up with the unevaluated
+    one-decision neighbours of the best results, best first, for the evaluator to rank."""
+    space = _grid_space()
+    best, other = (0, 0, 0, 0, 0), (1, 1, 1, 1, 1)
+    policies = {fill: CATCH(space, seed=0, fill=fill) for fill in ("neighbors", "random")}
+    for policy in policies.values():
+        with torch.no_grad():  # converged: choice 0 everywhere, with certainty
+            for head in policy.agent.controller.heads:
+                head.bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+        assert set(policy.agent.controller.sample_many(policy.rng, 1.0, 20)) == {best}
+        policy.tell([best, other], [Result({"valid_acc": 90.0}), Result({"valid_acc": 50.0})])
+    candidates = policies["neighbors"].propose(2)
+    neighbours = space.neighbors(best)
+    assert candidates[:len(neighbours)] == neighbours  # the incumbent's first
+    assert set(candidates[len(neighbours):]) <= set(space.neighbors(other))
+    assert not {best, other} & set(candidates)
+    assert len(policies["random"].propose(2)) == 2  # random ones, only as many as asked
+    with pytest.raises(ValueError, match="fill must be one of"):
+        CATCH(space, fill="mutations")
 
 
 # Tasks share structure, as NB201's datasets do: the optimum's first four choices are

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 LATENT, HIDDEN = 5, 64  # dim of z (PEARL's) and the width of every MLP
 CLIP, ENTROPY, KL_WEIGHT = 0.2, 1e-2, 0.1  # PPO's ε, the entropy bonus, β_KL (PEARL's)
 NORMALIZATIONS = ("rank", "zscore")
+FILLS = ("neighbors", "random")  # what tops up the candidates of a converged controller
 CHECKPOINT_FORMAT = "raynas-catch-1"
 SCHEDULABLE = ("real_ratio", "evaluator_every", "updates")  # set_hyperparameters' keys
 
@@ -119,6 +120,10 @@ class CATCH(Policy):
         use_z: Condition on the task latent (ablation: off).
         use_evaluator: Filter candidates with the evaluator (ablation: off, the
             controller's first sample is taken).
+        fill: What tops up the candidates when the controller keeps drawing evaluated
+            architectures (a converged controller): ``neighbors``, the unevaluated
+            one-decision neighbours of the best results so far, best first, or
+            ``random`` architectures. The evaluator ranks them like the controller's.
         clip, entropy, kl_weight: PPO's ε, the entropy bonus, β_KL.
 
     Example:
@@ -135,11 +140,13 @@ class CATCH(Policy):
                  candidates: int = 50, epsilon: float = 0.5, epsilon_queries: int = 20,
                  lr: float = 3e-3, updates: int = 5, window: int = 16, normalize: str = "rank",
                  use_z: bool = True, use_evaluator: bool = True, real_ratio: float = 1.0,
-                 evaluator_every: int = 1, clip: float = CLIP, entropy: float = ENTROPY,
-                 kl_weight: float = KL_WEIGHT) -> None:
+                 evaluator_every: int = 1, fill: str = "neighbors", clip: float = CLIP,
+                 entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT) -> None:
         super().__init__(space, seed=seed, objective=objective)
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        if fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
         if candidates < 1 or window < 1 or not 0 <= epsilon <= 1 or lr <= 0:
             raise ValueError("need candidates >= 1, window >= 1, 0 <= epsilon <= 1, lr > 0")
         self.checkpoint = checkpoint
@@ -152,7 +159,7 @@ class CATCH(Policy):
             latent, hidden, use_z = saved["latent"], saved["hidden"], saved["use_z"]
         self.options = dict(candidates=candidates, epsilon=epsilon,
                             epsilon_queries=epsilon_queries, lr=lr, window=window,
-                            normalize=normalize, use_evaluator=use_evaluator, clip=clip,
+                            normalize=normalize, use_evaluator=use_evaluator, fill=fill, clip=clip,
                             entropy=entropy, kl_weight=kl_weight)
         self.set_hyperparameters(updates=updates, real_ratio=real_ratio,
                                  evaluator_every=evaluator_every)
@@ -228,8 +235,8 @@ class CATCH(Policy):
 
     def propose(self, n: int) -> list[Arch]:
         """Up to ``candidates`` distinct, not yet evaluated architectures from the
-        controller (at its current z); at least ``n`` (random ones fill in when the
-        controller keeps drawing evaluated ones)."""
+        controller (at its current z), topped up by ``fill`` when the controller keeps
+        drawing evaluated ones; at least ``n`` (random ones last)."""
         candidates: list[Arch] = []
         m = self.options["candidates"]
         for _ in range(4):  # rounds of m draws; evaluated ones and repeats are skipped
@@ -239,6 +246,14 @@ class CATCH(Policy):
                     candidates.append(arch)
             if len(candidates) >= m:
                 break
+        if self.options["fill"] == "neighbors" and len(candidates) < m:
+            for arch, _, _ in sorted(self.context, key=lambda c: -c[1]):
+                for other in self.space.neighbors(arch):
+                    if other not in self.seen and other not in candidates:
+                        candidates.append(other)
+                if len(candidates) >= m:
+                    break
+            candidates = candidates[:m]
         exhausted = len(self.seen) >= self.space.size
         for _ in range(100 * n):
             if len(candidates) >= n:
