@@ -1,19 +1,21 @@
 """NPG's Pareto fronts on NAS-Bench-201 (accuracy vs parameters) against random
-search, NSGA-II and MO-TPE (Optuna), in the same run, plus an ablation without
-warm restarts.
+search, NSGA-II and MO-TPE (Optuna), in the same run, plus two ablations: without
+warm restarts, and without front refinement.
 
 Protocol: the front is chosen on validation accuracy and parameters (the space's
 cost model) and scored with test accuracy; the figure is its hypervolume as a share
 of the table's true front's (reference: 0 % accuracy and the space's largest
 network), mean over the seeds, after 100 and 300 queries. One ``raynas bench
---objectives valid_acc:max,params:min`` run for all policies; the ablation
-(``restart_on_move=False`` and one cosine period over the whole budget) is a second
-run with the same seeds. Writes ``pareto_<dataset>.png`` (seed 0's fronts and the
+--objectives valid_acc:max,params:min`` run for all policies; each ablation (no warm
+restarts: ``restart_on_move=False`` and one cosine period over the whole budget; no
+front refinement: ``refine=0``, sampling from the controller only) is another run with
+the same seeds. Writes ``pareto_<dataset>.png`` (seed 0's fronts and the
 true front) into ``--figures``.
 
 Usage:
     python benchmarks/npg_pareto.py --table ../shared/benchmarks/nb201_12epoch.parquet \
-        [--seeds 10] [--budget 300] [--out /tmp/npg_pareto] [--figures benchmarks/figures]
+        [--seeds 10] [--base-seed 0] [--budget 300] [--out /tmp/npg_pareto] \
+        [--figures benchmarks/figures]
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ ANCHORS = {
                        "motpe": (0.9325, 0.9612)},
 }
 TARGETS = {"cifar10": 0.995, "cifar100": 0.99, "imagenet16_120": 0.98}  # NPG @300
+
+
+def ablations(budget: int) -> dict[str, dict]:
+    """NPG options of each ablation, by label."""
+    return {"npg, no warm restarts": {"restart_on_move": False, "period": budget},
+            "npg, no front refinement": {"refine": 0.0}}
 
 
 def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
@@ -81,6 +89,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--base-seed", type=int, default=0,
+                        help="mixed into every search's seed: another value, fresh seeds")
     parser.add_argument("--budget", type=int, default=300)
     parser.add_argument("--out", type=Path, default=Path("/tmp/npg_pareto"))
     parser.add_argument("--figures", type=Path, default=None)
@@ -92,13 +102,12 @@ def main() -> None:
     policies = tuple(p for p in args.policies.split(",") if p)
     start = time.perf_counter()
     common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
-                  objectives=OBJECTIVES, keep_histories=True)
+                  base_seed=args.base_seed, objectives=OBJECTIVES, keep_histories=True)
     curves = run_bench(BenchConfig(policies=policies, out=args.out, **common))
-    ablation = run_bench(BenchConfig(
-        policies=("npg",), out=args.out / "no_restarts", **common,
-        policy_kwargs={"npg": {"restart_on_move": False, "period": args.budget}},
-    ))
-    print(f"\n{len(policies) + 1} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
+    ablated = {label: run_bench(BenchConfig(policies=("npg",), out=args.out / f"ablation{k}",
+                                            policy_kwargs={"npg": options}, **common))
+               for k, (label, options) in enumerate(ablations(args.budget).items())}
+    print(f"\n{len(policies) + len(ablated)} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
           f"{args.budget} queries in {time.perf_counter() - start:.1f} s")
     points = [q for q in (100, 300) if q <= args.budget]
     print("\nhypervolume / true front's, mean ± standard error "
@@ -106,7 +115,7 @@ def main() -> None:
     print("| dataset | policy | " + " | ".join(f"@{q}" for q in points) + " |")
     print("|---|---|" + "---|" * len(points))
     for dataset in DATASETS:
-        rows = [(p, curves) for p in policies] + [("npg, no warm restarts", ablation)]
+        rows = [(p, curves) for p in policies] + list(ablated.items())
         for label, source in rows:
             policy = "npg" if label.startswith("npg") else label
             cells = []

@@ -18,6 +18,12 @@ reconstructions, implemented here as named, documented defaults).
   objectives), ADF (annealed desirability) or a weighted sum, from
   :mod:`raynas.envs.mo_rewards`.
 * **Result:** the Pareto archive of everything evaluated (:meth:`NPG.front`).
+* **Front refinement** (``refine``, 0.75 by default): that share of the picks are
+  unevaluated one-decision neighbours of a random member of the current archive, and
+  so is a pick the controller can only repeat; the policy gradient learns from them
+  like from its own samples. On NB201 it lifts the hypervolume reached at 300
+  queries above NSGA-II's (``benchmarks/npg_pareto.py``; ``refine=0`` is the plain
+  sampling policy).
 """
 
 from __future__ import annotations
@@ -94,6 +100,10 @@ class NPG(Policy):
             and its Derringer–Suich exponent ``s``.
         floor_quantile: ADF's accuracy floor ``L_A``: this quantile of the accuracies
             seen (``None``: the worst one).
+        refine: Probability that a pick refines the front: an unevaluated
+            one-decision neighbour of a random member of the current Pareto archive
+            (0: none, the controller samples every pick; with > 0, also what replaces
+            a draw the controller can only repeat).
 
     Example:
         >>> from raynas.spaces import NB201Space
@@ -114,7 +124,8 @@ class NPG(Policy):
                  t_mult: float = 1.0, restart_on_move: bool = True, anneal: int = 300,
                  stages: int = 10, band: float = 0.2, power: float = 1.0,
                  floor_quantile: float | None = None,
-                 replay: int = 0, replay_batch: int = 32, fresh_tries: int = 50) -> None:
+                 replay: int = 0, replay_batch: int = 32, fresh_tries: int = 50,
+                 refine: float = 0.75) -> None:
         super().__init__(space, seed=seed, objective=objective)
         self.objectives = dict(objectives or {self.objective.metric: self.objective.mode})
         reward = reward or ("adc" if len(self.objectives) > 1 else "weighted")
@@ -134,6 +145,9 @@ class NPG(Policy):
         if fresh_tries < 0:
             raise ValueError(f"fresh_tries must be >= 0, got {fresh_tries}")
         self.fresh_tries = fresh_tries
+        if not 0 <= refine <= 1:
+            raise ValueError(f"refine must be in [0, 1], got {refine}")
+        self.refine = refine
         if replay < 0 or replay_batch < 1:
             raise ValueError("need replay >= 0 and replay_batch >= 1")
         self.replay, self.replay_batch = replay, replay_batch
@@ -176,12 +190,30 @@ class NPG(Policy):
         tau = self.temperature()
         out: list[Arch] = []
         for _ in range(self._check_n(n)):
-            for _ in range(self.fresh_tries + 1):  # prefer an architecture not yet evaluated
-                arch = self.space.validate(self.controller.sample(self.rng, tau))
-                if arch not in self.seen and arch not in out:
-                    break
+            arch = None
+            if self.refine and self.rng.random() < self.refine:
+                arch = self._refinement(out)
+            if arch is None:
+                for _ in range(self.fresh_tries + 1):  # prefer an architecture not yet evaluated
+                    arch = self.space.validate(self.controller.sample(self.rng, tau))
+                    if arch not in self.seen and arch not in out:
+                        break
+                else:
+                    if self.refine:
+                        arch = self._refinement(out) or arch
             out.append(arch)
         return out
+
+    def _refinement(self, taken: Sequence[Arch]) -> Arch | None:
+        """An unevaluated one-decision neighbour of a random member of the current
+        Pareto archive (``None`` when every archive member's neighbours are evaluated)."""
+        front = [a for a, _ in self._archive()]
+        for i in self.rng.permutation(len(front)) if front else ():
+            options = [a for a in self.space.neighbors(front[i])
+                       if a not in self.seen and a not in taken]
+            if options:
+                return options[int(self.rng.integers(len(options)))]
+        return None
 
     def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
         self._check_told(archs, results)
@@ -216,11 +248,14 @@ class NPG(Policy):
 
     def front(self) -> list[tuple[str, dict[str, float]]]:
         """The Pareto archive: every evaluated architecture no other one dominates."""
+        return [(self.space.to_str(a), dict(m)) for a, m in self._archive()]
+
+    def _archive(self) -> list[tuple[Arch, dict[str, float]]]:
         if not self.history:
             return []
         points = np.array([[m[k] for k in self.objectives] for _, m in self.history])
         keep = non_dominated(points, list(self.objectives.values()))
-        return [(self.space.to_str(a), dict(m)) for (a, m), k in zip(self.history, keep) if k]
+        return [(a, m) for (a, m), k in zip(self.history, keep) if k]
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"objectives": self.objectives, "reward": self.reward_name,
@@ -231,7 +266,7 @@ class NPG(Policy):
                 "stages": self.stages, "band": self.band, "power": self.power,
                 "floor_quantile": self.floor_quantile,
                 "replay": self.replay, "replay_batch": self.replay_batch,
-                "fresh_tries": self.fresh_tries}
+                "fresh_tries": self.fresh_tries, "refine": self.refine}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "learner": self.learner.state_dict(),

@@ -91,6 +91,25 @@ def test_state_round_trip_continues_identically(options):
     assert run(first, 20) == run(second, 20)
 
 
+def test_front_refinement_proposes_unevaluated_neighbours_of_the_archive():
+    space = CustomSpace("grid", {f"e{i}": [0, 1, 2] for i in range(3)})
+    objectives = {"a": "max", "b": "min"}
+    policy = NPG(space, seed=0, objectives=objectives, objective=Objective("a"), refine=1.0)
+    told = {(0, 0, 0): (1.0, 0.0), (2, 2, 2): (6.0, 6.0), (1, 1, 1): (0.5, 5.0)}  # last dominated
+    policy.tell(list(told), [Result({"a": a, "b": b}) for a, b in told.values()])
+    front = {a for a in told if a != (1, 1, 1)}
+    picks = policy.ask(8)
+    assert len(set(picks)) == 8 and not set(picks) & set(told)
+    for pick in picks:  # one decision away from a front member, never from the dominated one only
+        assert any(sum(x != y for x, y in zip(pick, member)) == 1 for member in front), pick
+    sampler = NPG(space, seed=0, objectives=objectives, objective=Objective("a"), refine=0.0)
+    sampler.tell(list(told), [Result({"a": a, "b": b}) for a, b in told.values()])
+    far = [p for p in sampler.ask(8) if all(sum(x != y for x, y in zip(p, m)) > 1 for m in front)]
+    assert far  # the plain controller also samples away from the front
+    with pytest.raises(ValueError, match="refine must be in"):
+        NPG(space, objectives=objectives, objective=Objective("a"), refine=1.5)
+
+
 def test_bad_controller_options_are_named():
     space = CustomSpace("arms", {"arm": [0, 1]})
     with pytest.raises(ValueError, match="controller"):
