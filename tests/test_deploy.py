@@ -385,3 +385,18 @@ def test_mlflow_runs_on_postgres_with_artifacts_on_a_pvc(manifests):
 
     allowed = options["--allowed-hosts"].split(",")
     assert any(fnmatch.fnmatch(f"raynas-mlflow:{options['--port']}", a) for a in allowed)
+
+
+def test_the_ray_submit_script_is_the_raynas_command(tmp_path):
+    """`ray submit CLUSTER.yaml deploy/cluster/raynas_job.py -- ARGS` runs `python
+    raynas_job.py ARGS` on the head: the raynas CLI, arguments and exit code included."""
+    import subprocess
+    import sys
+
+    script = DEPLOY / "cluster" / "raynas_job.py"
+    ok = subprocess.run([sys.executable, str(script), "--version"], capture_output=True, text=True,
+                        cwd=tmp_path, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.strip() == f"raynas {VERSION}"
+    bad = subprocess.run([sys.executable, str(script), "search", "missing.yaml"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert bad.returncode != 0 and "missing.yaml" in bad.stderr

@@ -1,10 +1,10 @@
 """Run the raynas command on a launcher cluster's head node with ``ray submit``, which
 uploads a script and runs it with the head's Python:
 
-    ray submit deploy/cluster/aws.yaml deploy/cluster/raynas_job.py \
+    ray submit deploy/cluster/aws.yaml deploy/cluster/raynas_job.py -- \
         search /mnt/raynas/configs/search.yaml --out /mnt/raynas/results/nb201
 
-The arguments are those of ``raynas`` (``search``, ``bench``, ``report`` ...): this is
+The arguments after ``--`` are those of ``raynas`` (``search``, ``bench``, ``report`` ...): this is
 ``python -m raynas``.
 """
 
