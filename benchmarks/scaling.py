@@ -6,7 +6,7 @@ cluster's head) and N worker nodes of one CPU each. The workloads:
 
 * **tabular**: a fixed `raynas bench` (policies x datasets x seeds on the NB201 table,
   one Ray task per search), run through ``raynas.bench.run_bench`` as `raynas bench
-  --address` runs it. The default policy is NPG (about 0.5 s per 200-query search
+  --address` runs it. The default policy is NPG (about 0.75 s per 200-query search
   here): REA or LS searches take 15-30 ms, less than the bench's fixed costs (loading
   the table, writing the curves, summary and plot), so they would measure those
   instead. Workers are warmed first (a one-seed bench), so the figure is the steady
@@ -130,22 +130,20 @@ def search_compute(config) -> float:
     return time.perf_counter() - start
 
 
-def tabular(args, workers: int, out: Path) -> dict[str, float]:
-    from raynas.bench.runner import BenchConfig, run_bench
+def tabular(bench, workers: int, noop_tasks: int, out: Path) -> dict[str, float]:
+    """``bench`` on a fresh cluster of ``workers`` nodes, after a warm-up bench."""
+    from dataclasses import replace
 
-    def config(seeds: int, folder: str) -> BenchConfig:
-        return BenchConfig(benchmark=args.table, datasets=tuple(args.datasets),
-                           policies=tuple(args.policies), seeds=seeds, budget=args.budget,
-                           out=out / folder)
+    from raynas.bench.runner import run_bench
 
     cluster = start_cluster(workers)
     try:
         start = time.perf_counter()
-        run_bench(config(max(1, workers), "warmup"), progress=False)
+        run_bench(replace(bench, seeds=max(1, workers), out=out / "warmup"), progress=False)
         warmup = time.perf_counter() - start
-        serial, batched = noop_overhead(args.noop_tasks)
+        serial, batched = noop_overhead(noop_tasks)
         start = time.perf_counter()
-        run_bench(config(args.seeds, "bench"), progress=False)
+        run_bench(replace(bench, out=out / "bench"), progress=False)
         wall = time.perf_counter() - start
     finally:
         stop_cluster(cluster)
@@ -196,10 +194,10 @@ def main() -> None:
     if "tabular" in args.parts:
         from raynas.bench.runner import BenchConfig
 
+        bench = BenchConfig(benchmark=args.table, datasets=tuple(args.datasets),
+                            policies=tuple(args.policies), seeds=args.seeds, budget=args.budget)
         searches = len(args.datasets) * len(args.policies) * args.seeds
-        compute = search_compute(BenchConfig(
-            benchmark=args.table, datasets=tuple(args.datasets), policies=tuple(args.policies),
-            seeds=args.seeds, budget=args.budget))
+        compute = search_compute(bench)
         print(f"\ntabular: {searches} searches ({','.join(args.policies)} x "
               f"{','.join(args.datasets)} x {args.seeds} seeds, {args.budget} queries); their "
               f"own compute, in one process without Ray: {compute:.1f} s "
@@ -209,10 +207,8 @@ def main() -> None:
               "peer: plain processes, searches only | peer speed-up |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         base = plain_base = None
-        bench = BenchConfig(benchmark=args.table, datasets=tuple(args.datasets),
-                            policies=tuple(args.policies), seeds=args.seeds, budget=args.budget)
         for n in args.nodes:
-            r = tabular(args, n, args.out / f"tabular_{n}")
+            r = tabular(bench, n, args.noop_tasks, args.out / f"tabular_{n}")
             plain = plain_processes(bench, n)
             base, plain_base = base or r["wall"], plain_base or plain
             speedup = base / r["wall"] * args.nodes[0]

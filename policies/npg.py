@@ -152,6 +152,7 @@ class NPG(Policy):
             raise ValueError("need replay >= 0 and replay_batch >= 1")
         self.replay, self.replay_batch = replay, replay_batch
         self.history: list[tuple[Arch, dict[str, float]]] = []  # every usable result
+        self.archive: list[tuple[Arch, dict[str, float]]] = []  # its non-dominated ones, in order
         from raynas.policies.controllers import PolicyGradient, make_controller  # torch: lazy
 
         self.controller_name, self.update = controller, update
@@ -207,9 +208,8 @@ class NPG(Policy):
     def _refinement(self, taken: Sequence[Arch]) -> Arch | None:
         """An unevaluated one-decision neighbour of a random member of the current
         Pareto archive (``None`` when every archive member's neighbours are evaluated)."""
-        front = [a for a, _ in self._archive()]
-        for i in self.rng.permutation(len(front)) if front else ():
-            options = [a for a in self.space.neighbors(front[i])
+        for i in self.rng.permutation(len(self.archive)) if self.archive else ():
+            options = [a for a in self.space.neighbors(self.archive[i][0])
                        if a not in self.seen and a not in taken]
             if options:
                 return options[int(self.rng.integers(len(options)))]
@@ -226,6 +226,7 @@ class NPG(Policy):
             reward = self._reward(metrics) if usable else 0.0
             if usable:
                 self.history.append((tuple(arch), metrics))
+                self._archive_add(tuple(arch), metrics)
             self.baseline = reward if self.baseline is None else (
                 self.baseline_decay * self.baseline + (1 - self.baseline_decay) * reward)
             advantages.append(reward - self.baseline)
@@ -248,14 +249,16 @@ class NPG(Policy):
 
     def front(self) -> list[tuple[str, dict[str, float]]]:
         """The Pareto archive: every evaluated architecture no other one dominates."""
-        return [(self.space.to_str(a), dict(m)) for a, m in self._archive()]
+        return [(self.space.to_str(a), dict(m)) for a, m in self.archive]
 
-    def _archive(self) -> list[tuple[Arch, dict[str, float]]]:
-        if not self.history:
-            return []
-        points = np.array([[m[k] for k in self.objectives] for _, m in self.history])
+    def _archive_add(self, arch: Arch, metrics: dict[str, float]) -> None:
+        """Keep :attr:`archive` the non-dominated part of the history: a point dominated
+        by a dropped one is dominated by what dropped it, so the old archive plus the new
+        point is enough (history order is kept)."""
+        candidates = [*self.archive, (arch, metrics)]
+        points = np.array([[m[k] for k in self.objectives] for _, m in candidates])
         keep = non_dominated(points, list(self.objectives.values()))
-        return [(a, m) for (a, m), k in zip(self.history, keep) if k]
+        self.archive = [c for c, k in zip(candidates, keep) if k]
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"objectives": self.objectives, "reward": self.reward_name,
@@ -280,7 +283,9 @@ class NPG(Policy):
         self.baseline, self.t = state["baseline"], state["t"]
         self.restarts = list(state["restarts"])
         self.reward_fn = self._new_reward()  # replay the rewards: the same non-stationary state
-        self.history = [(tuple(a), dict(m)) for a, m in state["history"]]
-        for _, metrics in self.history:
+        self.history, self.archive = [], []
+        for arch, metrics in state["history"]:
+            self.history.append((tuple(arch), dict(metrics)))
+            self._archive_add(tuple(arch), dict(metrics))
             self.reward_fn.reward(metrics)
         self.seen = {tuple(a) for a in state["seen"]}

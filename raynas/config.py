@@ -311,7 +311,7 @@ def validate(config: SearchConfig) -> SearchConfig:
         if name in ("CPU", "GPU", "memory", "cpu", "gpu"):
             raise ConfigError(f"resources.custom_resources.{name}: set CPUs and GPUs with "
                               "cpus_per_trial and gpus_per_trial")
-        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount <= 0:
+        if amount <= 0:  # a number: the type check of dict[str, float] came first
             raise ConfigError(f"resources.custom_resources.{name}: expected a number > 0, got "
                               f"{amount!r}")
     _check_front(config.front)
