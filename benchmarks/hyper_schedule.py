@@ -14,14 +14,19 @@ of ``raynas.benchmarks.curves``):
 * the same comparison in process on 100 held-out tasks (fixed constant best-of-grid
   vs the controller), for tighter statistics.
 
-Part ``digits`` (use 1 on real training): a controller over ``lr`` (observing
-validation accuracy and train loss) is trained through short real Tune searches of
-NB201 cells on digits (``--digits-stages`` searches of 4 trials x ``--digits-epochs``),
-rewarded against raynas's default cosine schedule; then, on held-out architectures, 4
-trials from a grid of initial learning rates under no scheduler (raynas's cosine
-schedule), ASHA (cosine), PBT and the controller (both set constant learning
-rates), at the training length and 2x longer: the best trial's validation and test
-accuracy.
+Part ``digits`` (use 1 on real training): a controller is trained through short real
+Tune searches of NB201 cells on digits (``--digits-stages`` searches of 4 trials x
+``--digits-epochs``), rewarded against raynas's default cosine schedule; then, on
+held-out architectures, 4 trials from a grid of initial learning rates under no
+scheduler (raynas's cosine schedule), ASHA (cosine), PBT and the controller (greedy,
+and sampled as AutoMBPO deploys it), at the training length and 2x longer: the best
+trial's validation and test accuracy, and their means over the architectures. With
+``--digits-schedule residual`` (the default) the controller and PBT scale the cosine
+schedule (``lr_scale``; keeping it is the cosine schedule), and the controller observes
+validation accuracy, train loss and the learning rate in force; its training searches
+start their trials from the same grid of learning rates. With ``constant`` they set a
+constant learning rate, the controller observes validation accuracy and train loss, and
+its training trials start from lr 0.05.
 
 Part ``catch`` (use 2, the real-evaluation ratio β of a model-based search on the
 NB201 table): a controller over CATCH's β, evaluator refit interval and updates per
@@ -49,14 +54,15 @@ import numpy as np
 GRID = (0.1, 0.25, 0.5, 1.0)
 
 
-def _train(label: str, hc, run_stage, stages: int, seed: int, path: Path) -> tuple[list, float]:
+def _train(label: str, hc, run_stage, stages: int, seed: int, path: Path,
+           start_gap: float | None = None) -> tuple[list, float]:
     """Train ``hc`` (ε decaying over half the stages), print each stage, save it to
     ``path``; return the stage log and the seconds it took."""
     from raynas.policies.hyper_controller import train_controller
 
     start = time.perf_counter()
     log = train_controller(hc, run_stage, stages=stages, decay_stages=max(1, stages // 2),
-                           seed=seed,
+                           seed=seed, start_gap=start_gap,
                            progress=lambda s, st: print(f"[{label}] stage {s}: mean gap "
                                                         f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
     hc.save(path)
@@ -171,8 +177,9 @@ def digits_part(args) -> dict:
     train_archs, test_archs = archs[:8], archs[8:8 + args.digits_archs]
     storage = (args.out / "digits").resolve()
 
-    def evaluator(epochs):
-        return TrainingEvaluator(space, data, epochs=epochs, batch_size=128, seed=args.seed)
+    def evaluator(epochs):  # one thread, as each 1-CPU trial trains: the reference is exact
+        return TrainingEvaluator(space, data, epochs=epochs, batch_size=128, seed=args.seed,
+                                 num_threads=1)
 
     def tuner(name, epochs, param_space, scheduler, keep=2):
         kwargs = {} if scheduler is None or isinstance(scheduler, HyperScheduler) else {
@@ -186,19 +193,36 @@ def digits_part(args) -> dict:
                                           num_to_keep=keep)),
         ).fit()
 
-    lr = HyperParam("lr", initial=0.05, low=0.005, high=0.4, step=2.0)
-    hc = HyperController([lr], {"valid_acc": (0, 100), "train_loss": (0, 2.5)}, "valid_acc",
-                         "max", lr=3e-3, seed=args.seed)
+    residual = args.digits_schedule == "residual"
+    metrics = {"valid_acc": (0, 100), "train_loss": (0, 2.5)}
+    if residual:  # the controller scales the cosine schedule, seeing the rate in force
+        param = HyperParam("lr_scale", initial=1.0, low=0.125, high=8.0, step=1.5)
+        metrics["lr"] = (0, 0.8)
+        mutations = {"lr_scale": tune.loguniform(0.125, 8.0)}
+    else:
+        param = HyperParam("lr", initial=0.05, low=0.005, high=0.4, step=2.0)
+        mutations = {"lr": tune.loguniform(0.005, 0.4)}
+    hc = HyperController([param], metrics, "valid_acc", "max", lr=3e-3,
+                         epochs=args.digits_ppo_epochs, seed=args.seed)
     epochs = args.digits_epochs
     reference = training_reference(evaluator(epochs))
 
     def search(stage, scheduler):
         batch = [train_archs[(stage * 4 + i) % len(train_archs)] for i in range(4)]
+        if not residual:
+            return tuner(f"train{stage:02d}", epochs,
+                         {"arch": tune.grid_search(batch), "lr": 0.05}, scheduler)
+        pairs = [{"arch": a, "lr": DIGITS_GRID[(stage + i) % len(DIGITS_GRID)]}
+                 for i, a in enumerate(batch)]
         return tuner(f"train{stage:02d}", epochs,
-                     {"arch": tune.grid_search(batch), "lr": 0.05}, scheduler)
+                     {"pair": tune.grid_search(pairs),
+                      "arch": tune.sample_from(lambda c: c["pair"]["arch"]),
+                      "lr": tune.sample_from(lambda c: c["pair"]["lr"])}, scheduler)
 
+    # untrained, a residual controller keeps: it is the reference schedule (gap 0)
     _, train_seconds = _train("digits", hc, tune_stage(hc, search, reference, epochs, 1),
-                              args.digits_stages, args.seed, args.out / "digits_controller.json")
+                              args.digits_stages, args.seed, args.out / "digits_controller.json",
+                              start_gap=0.0 if residual else None)
     print(f"[digits] controller trained in {train_seconds:.1f} s ({args.digits_stages} Tune "
           f"searches of 4 trials x {epochs} epochs)")
     rows = []
@@ -206,17 +230,21 @@ def digits_part(args) -> dict:
         for arch in test_archs:
             space_ = {"arch": arch, "lr": tune.grid_search(list(DIGITS_GRID))}
             pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=1,
-                                          hyperparam_mutations={"lr": tune.loguniform(0.005, 0.4)})
+                                          hyperparam_mutations=mutations)
             random.seed(args.seed)
+            pbt_space = {**space_, SCHEDULED_KEY: True, **({"lr_scale": 1.0} if residual else {})}
             runs = {
                 "fixed": tuner(f"fixed_{length}", length, space_, None),
                 "asha": tuner(f"asha_{length}", length, space_, ASHAScheduler(
                     time_attr="training_iteration", max_t=length, grace_period=1)),
-                # PBT's mutations set the learning rate, as the controller's do
-                "pbt": tuner(f"pbt_{length}", length, {**space_, SCHEDULED_KEY: True}, pbt,
-                             keep=None),
+                # PBT's mutations change what the controller's change
+                "pbt": tuner(f"pbt_{length}", length, pbt_space, pbt, keep=None),
                 "controller": tuner(f"controller_{length}", length, space_,
                                     HyperScheduler(hc, length, 1)),
+                # AutoMBPO's deployment, and how training judged it: sampled actions
+                "controller_sampled": tuner(f"controller_sampled_{length}", length, space_,
+                                            HyperScheduler(hc, length, 1, sample=True,
+                                                           seed=args.seed)),
             }
             row = {"epochs": length, "arch": arch}
             for name, results in runs.items():
@@ -228,6 +256,10 @@ def digits_part(args) -> dict:
             print(f"[digits] {arch}, {length} epochs (best trial; valid / test accuracy): " +
                   ", ".join(f"{k} {row[k]['valid']:.2f} / {row[k]['test']:.2f} "
                             f"({row[k]['epochs']} epochs)" for k in runs))
+        same = [r for r in rows if r["epochs"] == length]
+        print(f"[digits] mean over {len(same)} held-out architectures, {length} epochs: " +
+              ", ".join(f"{k} {np.mean([r[k]['valid'] for r in same]):.2f} / "
+                        f"{np.mean([r[k]['test'] for r in same]):.2f}" for k in runs))
     return {"train_seconds": train_seconds, "eval": rows}
 
 
@@ -326,6 +358,11 @@ def main() -> None:
     parser.add_argument("--digits-epochs", type=int, default=4)
     parser.add_argument("--digits-stages", type=int, default=6)
     parser.add_argument("--digits-archs", type=int, default=2)
+    parser.add_argument("--digits-ppo-epochs", type=int, default=120,
+                        help="PPO passes per update: AutoMBPO's 30 per episode x 4 episodes")
+    parser.add_argument("--digits-schedule", choices=("residual", "constant"), default="residual",
+                        help="the controller (and PBT) scale the cosine schedule, or set a "
+                             "constant learning rate")
     parser.add_argument("--catch-train-queries", type=int, default=50)
     parser.add_argument("--catch-stages", type=int, default=6)
     parser.add_argument("--catch-episodes", type=int, default=4)

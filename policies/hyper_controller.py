@@ -231,13 +231,15 @@ class HyperController:
             epsilon: float = 0.0, greedy: bool = False) -> tuple[list[int], float]:
         """One action per hyperparameter and their joint log-probability under the
         policy. Sampled with ``rng`` (uniform per head with probability ``epsilon``),
-        or the most likely actions with ``greedy``."""
+        or the most likely actions with ``greedy`` (keep where a head is undecided:
+        an untrained controller follows the schedule it starts from)."""
         with torch.no_grad():
             logp = self.net(torch.as_tensor([observation], dtype=torch.float32))[0].numpy()
         actions = []
         for head in logp:
-            if greedy:
-                actions.append(int(np.argmax(head)))
+            if greedy:  # an undecided head (a tie, e.g. untrained) keeps
+                best = np.flatnonzero(head == head.max())
+                actions.append(KEEP if KEEP in best else int(best[0]))
             elif rng is None:
                 raise ValueError("act() needs an rng unless greedy=True")
             elif epsilon > 0 and rng.random() < epsilon:
@@ -369,11 +371,16 @@ class HyperController:
 
 def train_controller(controller: HyperController, run_stage, *, stages: int = 10,
                      epsilon: float = 1.0, decay_stages: int = 5, seed: int = 0,
-                     progress=None) -> list[dict[str, float]]:
+                     start_gap: float | None = None, progress=None) -> list[dict[str, float]]:
     """Train ``controller`` AutoMBPO's way: ``stages`` stages of runs, one PPO update per
     stage, ε decaying linearly from ``epsilon`` to 0 over ``decay_stages``. At the end
     the controller holds the weights of the ε = 0 stage whose runs scored best (mean
     final gap to the reference), as AutoMBPO keeps its best controller.
+
+    ``start_gap``: the mean final gap of the controller as it starts, where it is
+    known; then it is kept unless a stage beats it. A residual controller (one whose
+    "keep" is the reference schedule, like ``lr_scale`` over raynas's cosine schedule)
+    starts at exactly 0: untrained, it keeps (see :meth:`HyperController.act`).
 
     ``run_stage(stage, epsilon)`` runs a stage's episodes with the current controller
     and returns ``(episodes, final_gaps)`` (in process: :func:`curve_stage`; as Tune
@@ -385,6 +392,8 @@ def train_controller(controller: HyperController, run_stage, *, stages: int = 10
         raise ValueError(f"need stages >= 1, got {stages}")
     rng = np.random.default_rng(seed)
     log, best, best_gap = [], None, -math.inf
+    if start_gap is not None:
+        best, best_gap = controller.state_dict(), float(start_gap)
     for stage in range(stages):
         eps = epsilon * max(0.0, 1.0 - stage / decay_stages) if decay_stages > 0 else 0.0
         episodes, gaps = run_stage(stage, eps)

@@ -253,6 +253,95 @@ def test_real_training_trial_resumes_with_its_new_learning_rate(ray_local, tmp_p
     assert result.metrics["valid_acc"] > 30  # 10 classes: it trained through the pauses
 
 
+def test_residual_trial_scales_its_cosine_schedule_and_untrained_keeps_it_exactly(
+        ray_local, tmp_path):
+    from ray import tune
+
+    from raynas.data import load_digits
+    from raynas.evaluators import TrainingEvaluator
+    from raynas.spaces import NB201Space
+    from raynas.tune.hyper_scheduler import HyperScheduler, training_reference
+    from raynas.tune.trainable import make_trainable
+
+    space = NB201Space(channels=4, cells_per_stage=1)
+    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=3, batch_size=128,
+                                  num_threads=1)
+    scale = HyperParam("lr_scale", initial=1.0, low=0.125, high=8.0, step=2.0)
+    arch = space.to_str((3, 3, 1, 3, 1, 1))
+
+    def run(hc, name):
+        seen, scheduler = recorder(), HyperScheduler(hc, epochs=3, interval=1)
+        tuner = tune.Tuner(
+            make_trainable(evaluator, cpus=1), param_space={"arch": arch, "lr": 0.1},
+            tune_config=tune.TuneConfig(scheduler=scheduler),
+            run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
+                                      callbacks=[seen]))
+        result = tuner.fit()[0]
+        assert result.error is None
+        (rows,) = seen.results.values()
+        return scheduler, rows
+
+    def fresh():
+        return HyperController([scale], {"valid_acc": (0, 100), "lr": (0, 0.8)}, "valid_acc",
+                               "max")
+
+    scheduler, rows = run(always(fresh(), UP), "up")
+    assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]  # resumed, never restarted
+    assert [r["lr_scale"] for r in rows] == [1.0, 2.0, 4.0]
+    # cosine over 3 epochs from 0.1 (0.1, 0.075, 0.025), times the scale of each epoch
+    assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.15, 0.1])
+    # an untrained controller is undecided, so it keeps: the cosine run itself
+    scheduler, rows = run(fresh(), "untrained")
+    assert scheduler.changes == 0 and [r["lr_scale"] for r in rows] == [1.0] * 3
+    reference = training_reference(evaluator)
+    assert [r["valid_acc"] for r in rows] == [
+        reference({"arch": arch, "lr": 0.1}, e) for e in (1, 2, 3)]
+
+
+def test_deployed_scheduler_can_sample_its_actions_reproducibly(ray_local, tmp_path):
+    from raynas.tune.hyper_scheduler import HyperScheduler, run_curve_search
+
+    def keep_or_up() -> HyperController:  # keep and up equally likely, never down
+        hc = controller()
+        hc.net.heads[0][2].bias.data = torch.tensor([-20.0, 0.0, 0.0])
+        return hc
+
+    def lrs(scheduler, name):
+        seen = recorder()
+        results = run_curve_search(scheduler, [0, 1, 2], 6, tmp_path, name,
+                                   config={"lr": 0.5, "batch_size": 64}, concurrency=3,
+                                   callbacks=[seen])
+        return {r.config["seed"]: [row["lr"] for row in seen.results[r.metrics["trial_id"]]]
+                for r in results}
+
+    greedy = HyperScheduler(keep_or_up(), epochs=6, interval=1)
+    assert set(map(tuple, lrs(greedy, "greedy").values())) == {(0.5,) * 6}  # a tie keeps
+    first = lrs(HyperScheduler(keep_or_up(), epochs=6, interval=1, sample=True, seed=3), "a")
+    again = lrs(HyperScheduler(keep_or_up(), epochs=6, interval=1, sample=True, seed=3), "b")
+    assert first == again  # one generator per trial: the arrival order of results is moot
+    assert len(set(map(tuple, first.values()))) > 1  # the trials drew different schedules
+    for schedule in first.values():
+        assert all(b in (a, LR.apply(a, UP)) for a, b in zip(schedule, schedule[1:]))  # keep/up
+
+
+def test_untrained_controller_keeps_when_greedy():
+    hc = controller((LR, BATCH))
+    obs = hc.observe(0.5, [{"log_loss": -2.0}], hc.initial_values())
+    assert hc.act(obs, greedy=True)[0] == [KEEP, KEEP]
+    assert always(hc, UP).act(obs, greedy=True)[0] == [UP, UP]
+
+
+def test_training_keeps_the_starting_controller_unless_a_stage_beats_it():
+    hc = controller(lr=3e-3)
+    start = hc.state_dict()["weights"]
+    run_stage = curve_stage(hc, range(20), 4, 6, 2)
+    log = train_controller(hc, run_stage, stages=3, decay_stages=1, start_gap=10.0)
+    assert all(stage["mean_gap"] < 10.0 for stage in log)  # a gap of 10 ranges: unbeatable
+    assert hc.state_dict()["weights"] == start and hc.updates == 0
+    train_controller(hc, run_stage, stages=3, decay_stages=1, start_gap=-10.0)
+    assert hc.state_dict()["weights"] != start  # an ε = 0 stage beat it
+
+
 def test_exploring_scheduler_records_rewarded_episodes(ray_local, tmp_path):
     from raynas.tune.hyper_scheduler import tune_curve_stage
 

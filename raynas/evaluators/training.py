@@ -11,7 +11,7 @@ import numpy as np
 
 from raynas.types import Arch, Result
 
-HYPERPARAMETERS = ("lr", "weight_decay", "batch_size")
+HYPERPARAMETERS = ("lr", "lr_scale", "weight_decay", "batch_size")
 """What a hyper-scheduler may change during training (see ``TrainingEvaluator.fit``)."""
 
 if TYPE_CHECKING:
@@ -115,11 +115,14 @@ class TrainingEvaluator:
         """Train ``arch`` (resuming from ``state`` if given) and return its final result.
 
         ``hyper`` overrides ``lr``, ``weight_decay`` and ``batch_size`` (e.g. a Tune
-        search over them): ``lr`` is then the cosine schedule's initial rate. With
-        ``scheduled`` a hyper-scheduler owns them: they apply from this call on, also
-        over a resumed ``state``, and the learning rate stays at ``hyper["lr"]`` (no
-        cosine schedule). The values in force (the learning rate each epoch trained with)
-        are reported with every epoch.
+        search over them): ``lr`` is then the cosine schedule's initial rate, and
+        ``lr_scale`` (default 1) multiplies the whole schedule. With ``scheduled`` a
+        hyper-scheduler owns them: they apply from this call on, also over a resumed
+        ``state``. If it schedules ``lr_scale``, the cosine schedule stays and the
+        learning rate from here on is the cosine schedule's times the new scale (a
+        *residual* schedule: scale 1 throughout is the cosine run, exactly); otherwise
+        the learning rate stays at ``hyper["lr"]`` (no cosine schedule). The values in
+        force (the learning rate each epoch trained with) are reported with every epoch.
         """
         import torch
         from torch import nn
@@ -140,13 +143,17 @@ class TrainingEvaluator:
         if unknown:
             raise ValueError(f"cannot schedule {sorted(unknown)}; known: {HYPERPARAMETERS}")
         lr = float(hyper.get("lr", self.lr))
+        residual = "lr_scale" in hyper
+        lr_scale = float(hyper.get("lr_scale", 1.0))
+        if lr_scale <= 0:
+            raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
         weight_decay = float(hyper.get("weight_decay", self.weight_decay))
         batch_size = int(hyper.get("batch_size", self.batch_size))
         optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=self.momentum, nesterov=True,
+            model.parameters(), lr=lr * lr_scale, momentum=self.momentum, nesterov=True,
             weight_decay=weight_decay,
         )
-        schedule = (None if scheduled
+        schedule = (None if scheduled and not residual
                     else torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs))
         start_epoch, elapsed, compute = 0, 0.0, 0.0
         if state is not None:
@@ -157,10 +164,16 @@ class TrainingEvaluator:
             start_epoch, elapsed = int(state["epoch"]), float(state["train_seconds"])
             compute = float(state["metrics"].get("compute_seconds", elapsed))
         if scheduled:  # a scheduler's new values win over the resumed state's
+            # the cosine schedule is chainable (each step multiplies the rate), so
+            # rescaling the resumed rate makes the rest of it cosine x the new scale
+            rescale = lr_scale / float(state.get("lr_scale", 1.0)) if state is not None else 1.0
             for group in optimizer.param_groups:
-                group["lr"], group["weight_decay"] = lr, weight_decay
+                group["lr"] = group["lr"] * rescale if residual else lr
+                group["weight_decay"] = weight_decay
         reported = ({"lr": lr, "weight_decay": weight_decay, "batch_size": float(batch_size)}
                     if hyper else {})
+        if residual:
+            reported["lr_scale"] = lr_scale
         shape = (data.in_channels, data.input_size, data.input_size)
         cost = network_cost(model, shape, measure=self.measure_latency).as_metrics()
         compute += time.perf_counter() - setup_start
@@ -196,7 +209,7 @@ class TrainingEvaluator:
                     return copy.deepcopy({
                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict() if schedule is not None else None,
-                        "epoch": done, "train_seconds": elapsed,
+                        "epoch": done, "train_seconds": elapsed, "lr_scale": lr_scale,
                         "metrics": metrics,
                     })
 

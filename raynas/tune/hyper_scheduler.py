@@ -53,26 +53,32 @@ class HyperScheduler(FIFOScheduler):
         epochs: Epochs (``training_iteration`` s) of a full trial: progress is
             ``epoch / epochs``.
         interval: Epochs between decisions.
-        explore: ``None`` to act greedily (a trained controller); a number ε to
-            sample actions (uniform per head with probability ε) and record episodes.
+        explore: ``None`` to deploy a trained controller; a number ε to sample
+            actions (uniform per head with probability ε) and record episodes.
+        sample: Deployed, sample the policy's actions (as AutoMBPO deploys its
+            controller, and as :func:`~raynas.policies.hyper_controller.train_controller`
+            judged it) instead of taking the most likely ones.
         reference: The reference schedule's target metric at each epoch, needed
             to reward episodes (``explore``); not needed to act.
-        seed: Seeds the sampling of actions.
+        seed: Seeds the sampling of actions: trial ``i`` (in the order trials are
+            added) draws from its own generator ``(seed, i)``, whatever order results
+            arrive in.
         log_path: Append every decision to this JSONL file (trial, epoch, values,
             probabilities), so a schedule can be inspected and plotted.
     """
 
     def __init__(self, controller: HyperController, epochs: int, interval: int = 1, *,
                  explore: float | None = None, reference: Reference | None = None,
-                 seed: int = 0, log_path: str | Path | None = None) -> None:
+                 sample: bool = False, seed: int = 0, log_path: str | Path | None = None) -> None:
         super().__init__()
         if epochs < 1 or interval < 1:
             raise ValueError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
         if explore is not None and reference is None:
             raise ValueError("recording episodes (explore) needs a reference schedule")
         self.controller, self.epochs, self.interval = controller, epochs, interval
-        self.explore, self.reference = explore, reference
-        self.rng = np.random.default_rng(seed)
+        self.explore, self.reference, self.sample = explore, reference, sample
+        self.seed = seed
+        self._rngs: dict[str, np.random.Generator] = {}
         self.log_path = Path(log_path) if log_path is not None else None
         self._metric, self._mode = controller.target, controller.mode
         self._seen: dict[str, list[dict[str, float]]] = {}
@@ -94,6 +100,7 @@ class HyperScheduler(FIFOScheduler):
                    if k not in trial.config}
         trial.set_config({**trial.config, **missing, SCHEDULED_KEY: True})
         self.initial[trial.trial_id] = dict(trial.config)
+        self._rngs[trial.trial_id] = np.random.default_rng([self.seed, len(self._rngs)])
 
     def on_trial_result(self, tune_controller, trial: Trial, result: dict) -> str:
         epoch = int(result.get("training_iteration", 0))
@@ -105,8 +112,9 @@ class HyperScheduler(FIFOScheduler):
         seen.append({k: float(v) for k, v in result.items() if isinstance(v, (int, float))})
         values = {p.name: float(trial.config[p.name]) for p in self.controller.params}
         obs = self.controller.observe(epoch / self.epochs, seen, values)
-        greedy = self.explore is None
-        actions, logp = self.controller.act(obs, self.rng, self.explore or 0.0, greedy)
+        greedy = self.explore is None and not self.sample
+        actions, logp = self.controller.act(obs, self._rngs[trial.trial_id],
+                                            self.explore or 0.0, greedy)
         new = self.controller.adjust(values, actions)
         self._steps.setdefault(trial.trial_id, []).append((obs, actions, logp))
         self._log(trial, epoch, values, new, obs)
@@ -274,14 +282,18 @@ def tune_curve_stage(controller: HyperController, seeds: Sequence[int], trials: 
 def training_reference(evaluator, target: str = "valid_acc") -> Reference:
     """raynas's default schedule as the reference for training trials: each trial's
     architecture trained in process with a cosine schedule from the trial's initial
-    ``lr`` (the evaluator's other settings), once per (arch, lr), cached."""
-    cache: dict[tuple[str, float, int], list[float]] = {}
+    ``lr`` and ``lr_scale`` (the evaluator's other settings), once per (arch, lr,
+    lr_scale), cached. A residual controller (one that schedules ``lr_scale``) that
+    always keeps reproduces it exactly."""
+    cache: dict[tuple[str, float, float, int], list[float]] = {}
 
     def reference(config: dict[str, Any], epoch: int) -> float:
-        key = (config["arch"], float(config.get("lr", evaluator.lr)), int(evaluator.epochs))
+        key = (config["arch"], float(config.get("lr", evaluator.lr)),
+               float(config.get("lr_scale", 1.0)), int(evaluator.epochs))
         if key not in cache:
             curve: list[float] = []
-            evaluator.fit(evaluator.space.from_str(key[0]), hyper={"lr": key[1]},
+            evaluator.fit(evaluator.space.from_str(key[0]), hyper={"lr": key[1],
+                                                                    "lr_scale": key[2]},
                           on_epoch=lambda metrics, _: curve.append(float(metrics[target])))
             cache[key] = curve
         return cache[key][min(len(cache[key]), max(1, epoch)) - 1]

@@ -122,7 +122,7 @@ def _hyper_scheduler(settings: TuneSettings, evaluator: TrainingEvaluator, out_d
     if unknown:
         raise ValueError(f"{path}: schedules {unknown}, but training trials can only change "
                          f"{list(HYPERPARAMETERS)}")
-    reported = {"valid_acc", "test_acc", "train_loss"}
+    reported = {"valid_acc", "test_acc", "train_loss", "lr"}
     missing = sorted(set(controller.metrics) - reported)
     if missing:
         raise ValueError(f"{path}: observes {missing}, which training trials do not report "
