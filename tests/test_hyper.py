@@ -384,14 +384,21 @@ def test_catch_episode_is_rewarded_against_the_fixed_schedule(cifar10):
 
 
 # ------------------------------------------------------------- in `raynas search`
-def test_search_config_runs_trials_under_a_saved_controller(tmp_path):
+@pytest.mark.parametrize("param, final_lr", [
+    # a constant rate, halved after epochs 1 and 2
+    (HyperParam("lr", initial=0.1, low=0.001, high=1.0, step=2.0), 0.025),
+    # residual: the config's cosine schedule from 0.05 (0.05, 0.0375, 0.0125), scaled
+    # by 1, 1/2, 1/4
+    (HyperParam("lr_scale", initial=1.0, low=0.125, high=8.0, step=2.0), 0.0125 / 4),
+])
+def test_search_config_runs_trials_under_a_saved_controller(tmp_path, param, final_lr):
     import pyarrow.parquet as pq
 
     from raynas import config as cfg
     from raynas.driver import run_search
 
-    lr = HyperParam("lr", initial=0.1, low=0.001, high=1.0, step=2.0)
-    hc = always(HyperController([lr], {"valid_acc": (0, 100)}, "valid_acc", "max"), DOWN)
+    hc = always(HyperController([param], {"valid_acc": (0, 100), "lr": (0, 1)}, "valid_acc",
+                                "max"), DOWN)
     path = hc.save(tmp_path / "hc.json")
     config = cfg.from_dict({
         "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
@@ -403,7 +410,7 @@ def test_search_config_runs_trials_under_a_saved_controller(tmp_path):
     run_search(config, tmp_path / "out", verbose=0)
     rows = pq.read_table(tmp_path / "out" / "history.parquet").to_pylist()
     assert len(rows) == 2 and all(r["status"] == "ok" for r in rows)
-    assert all(r["lr"] == pytest.approx(0.025) for r in rows)  # halved after epochs 1 and 2
+    assert all(r["lr"] == pytest.approx(final_lr) for r in rows)
     decisions = (tmp_path / "out" / "hyper_decisions.jsonl").read_text().splitlines()
     assert len(decisions) == 4
 
