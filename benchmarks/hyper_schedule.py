@@ -31,9 +31,10 @@ its training trials start from lr 0.05.
 Part ``catch`` (use 2, the real-evaluation ratio β of a model-based search on the
 NB201 table): a controller over CATCH's β, evaluator refit interval and updates per
 query is trained on CIFAR-10 and CIFAR-100 tasks (``--catch-train-queries``), then
-compared with fixed β on ImageNet16-120 (held out) at the training length and 2x
-longer: final incumbent validation accuracy and test regret, mean over seeds; plus the
-Spearman correlation of the learned β with search progress.
+compared (greedy, and sampled as AutoMBPO deploys it) with fixed β on ImageNet16-120
+(held out) at the training length and 2x longer: final incumbent validation accuracy
+and test regret, mean over seeds; plus the Spearman correlation of the learned β with
+search progress.
 
 Usage:
     python benchmarks/hyper_schedule.py --table ../shared/benchmarks/nb201_12epoch.parquet \
@@ -263,7 +264,7 @@ def digits_part(args) -> dict:
     return {"train_seconds": train_seconds, "eval": rows}
 
 
-def _catch_eval(table_path, dataset, queries, seed, values, controller_state):
+def _catch_eval(table_path, dataset, queries, seed, values, controller_state, sample=False):
     import torch
 
     torch.set_num_threads(1)
@@ -277,10 +278,11 @@ def _catch_eval(table_path, dataset, queries, seed, values, controller_state):
     decide = None
     if controller_state is not None:
         hc = HyperController.from_state(controller_state)
+        rng = np.random.default_rng(seed)
 
         def decide(progress, history, current):
-            return hc.adjust(current, hc.act(hc.observe(progress, history, current),
-                                             greedy=True)[0])
+            obs = hc.observe(progress, history, current)
+            return hc.adjust(current, hc.act(obs, rng, greedy=not sample)[0])
 
         values = hc.initial_values()
     run = catch_search(evaluator, queries, seed, values, decide, interval=10)
@@ -302,22 +304,25 @@ def catch_part(args) -> dict:
     torch.set_num_threads(1)
     table = BenchmarkTable.load(args.table)
     tasks = [(TabularEvaluator(table, d), s) for s in range(4) for d in ("cifar10", "cifar100")]
-    hc = make_catch_controller(lr=3e-3, seed=args.seed)
+    hc = make_catch_controller(lr=3e-3, epochs=args.catch_ppo_epochs, seed=args.seed)
+    # untrained, the controller keeps: it is the reference (fixed initial values), gap 0
     log, train_seconds = _train("catch", hc, catch_stage(hc, tasks, args.catch_episodes,
                                                          args.catch_train_queries, 10, args.seed),
-                                args.catch_stages, args.seed, args.out / "catch_controller.json")
+                                args.catch_stages, args.seed, args.out / "catch_controller.json",
+                                start_gap=0.0)
     print(f"[catch] controller trained in {train_seconds:.1f} s")
 
     remote = ray.remote(num_cpus=1)(_catch_eval)
     state = hc.state_dict()
     methods = {"beta=0.25": {"real_ratio": 0.25}, "beta=0.5": {"real_ratio": 0.5},
-               "beta=1.0": {"real_ratio": 1.0}, "controller": None}
+               "beta=1.0": {"real_ratio": 1.0}, "controller": None, "controller_sampled": None}
     rows = {}
     for queries in (args.catch_train_queries, 2 * args.catch_train_queries):
         futures = {
             (name, seed): remote.remote(str(args.table), "imagenet16_120", queries, 100 + seed,
                                         {"evaluator_every": 1, "updates": 5, **(v or {})},
-                                        state if v is None else None)
+                                        state if v is None else None,
+                                        name == "controller_sampled")
             for name, v in methods.items() for seed in range(args.catch_seeds)
         }
         out = {key: ray.get(f) for key, f in futures.items()}
@@ -336,7 +341,7 @@ def catch_part(args) -> dict:
                   f"{rows[f'{name}@{queries}']['test_regret']:.3f} ± "
                   f"{rows[f'{name}@{queries}']['test_regret_std']:.3f}, share of real updates "
                   f"{rows[f'{name}@{queries}']['real_share']:.2f}")
-            if name == "controller":
+            if name.startswith("controller"):
                 points = [(d["query"] / queries, d["real_ratio"]) for r in runs
                           for d in r["decisions"]]
                 x, y = np.asarray(points).T
@@ -367,6 +372,8 @@ def main() -> None:
     parser.add_argument("--catch-stages", type=int, default=6)
     parser.add_argument("--catch-episodes", type=int, default=4)
     parser.add_argument("--catch-seeds", type=int, default=6)
+    parser.add_argument("--catch-ppo-epochs", type=int, default=120,
+                        help="PPO passes per update: AutoMBPO's 30 per episode x 4 episodes")
     parser.add_argument("--out", type=Path, default=Path("/tmp/hyper_schedule"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
