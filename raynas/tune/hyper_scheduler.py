@@ -12,10 +12,12 @@ config, as with Tune's PBT; an unchanged trial just continues.
 With ``explore`` set, the scheduler samples the controller's actions and records
 each trial as an :class:`~raynas.policies.hyper_controller.Episode`, rewarded
 against a reference schedule (``reference(config, epoch)``): that is how the
-controller is trained, over many short Tune searches (:func:`train_on_tune`).
+controller is trained, over many short Tune searches (:func:`tune_stage`).
 
 Trainables: raynas's training trainable (:func:`raynas.tune.trainable.make_trainable`)
-reads ``lr``, ``weight_decay`` and ``batch_size`` from its config; :func:`train_curve`
+reads ``lr``, ``lr_scale`` (a multiplier of its cosine schedule: a *residual* schedule,
+whose "keep" is the cosine run), ``weight_decay`` and ``batch_size`` from its config;
+:func:`train_curve`
 runs the synthetic noisy-quadratic curves (:mod:`raynas.benchmarks.curves`) as
 Tune trials, cheap enough for the many episodes controller training needs.
 """

@@ -24,11 +24,12 @@ def train_architecture(
     every ``checkpoint_every`` epochs and after the last one.
 
     Use through :func:`make_trainable`. A retried or restored trial resumes from
-    its last checkpoint (``tune.get_checkpoint()``). ``lr``, ``weight_decay`` and
-    ``batch_size`` in ``config`` override the evaluator's (``lr`` starts the cosine
-    schedule); in a trial marked ``hyper_scheduled`` a hyper-scheduler owns them: it
-    pauses the trial, changes them and resumes it from its checkpoint, and the
-    learning rate stays where it set it. CPU training uses as many
+    its last checkpoint (``tune.get_checkpoint()``). ``lr``, ``lr_scale``,
+    ``weight_decay`` and ``batch_size`` in ``config`` override the evaluator's (``lr``
+    starts the cosine schedule, ``lr_scale`` multiplies it); in a trial marked
+    ``hyper_scheduled`` a hyper-scheduler owns them: it pauses the trial, changes them
+    and resumes it from its checkpoint, and the learning rate stays where it set it
+    (or, if it schedules ``lr_scale``, follows the cosine schedule times the scale). CPU training uses as many
     threads as the trial has CPUs; a trial with a GPU trains on CUDA. With
     ``tracking``, the trial logs its own MLflow child run (per-epoch metrics).
     """
