@@ -213,12 +213,10 @@ def digits_part(args) -> dict:
         if not residual:
             return tuner(f"train{stage:02d}", epochs,
                          {"arch": tune.grid_search(batch), "lr": 0.05}, scheduler)
-        pairs = [{"arch": a, "lr": DIGITS_GRID[(stage + i) % len(DIGITS_GRID)]}
-                 for i, a in enumerate(batch)]
+        lr_of = {a: DIGITS_GRID[(stage + i) % len(DIGITS_GRID)] for i, a in enumerate(batch)}
         return tuner(f"train{stage:02d}", epochs,
-                     {"pair": tune.grid_search(pairs),
-                      "arch": tune.sample_from(lambda c: c["pair"]["arch"]),
-                      "lr": tune.sample_from(lambda c: c["pair"]["lr"])}, scheduler)
+                     {"arch": tune.grid_search(batch),
+                      "lr": tune.sample_from(lambda c: lr_of[c["arch"]])}, scheduler)
 
     # untrained, a residual controller keeps: it is the reference schedule (gap 0)
     _, train_seconds = _train("digits", hc, tune_stage(hc, search, reference, epochs, 1),

@@ -237,7 +237,7 @@ class HyperController:
             logp = self.net(torch.as_tensor([observation], dtype=torch.float32))[0].numpy()
         actions = []
         for head in logp:
-            if greedy:  # an undecided head (a tie, e.g. untrained) keeps
+            if greedy:
                 best = np.flatnonzero(head == head.max())
                 actions.append(KEEP if KEEP in best else int(best[0]))
             elif rng is None:

@@ -101,8 +101,8 @@ class ResourcesConfig:
     """ASHA's minimum epochs before it may stop a trial."""
     hyper_controller: str | None = None
     """A trained hyper-controller (JSON, ``HyperController.save``) that adjusts every
-    trial's ``lr`` / ``lr_scale`` / ``weight_decay`` / ``batch_size`` during training (pause, new
-    config, resume from the epoch's checkpoint); not with ``asha``."""
+    trial's ``lr`` / ``lr_scale`` / ``weight_decay`` / ``batch_size`` during training
+    (pause, new config, resume from the epoch's checkpoint); not with ``asha``."""
     hyper_interval: int = 1
     """Epochs between the hyper-controller's decisions."""
     custom_resources: dict[str, float] = field(default_factory=dict)

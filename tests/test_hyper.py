@@ -221,31 +221,44 @@ def test_unchanged_trials_are_not_paused(ray_local, tmp_path):
     assert list(results[0].metrics_dataframe["lr"]) == [0.5] * 4
 
 
-def test_real_training_trial_resumes_with_its_new_learning_rate(ray_local, tmp_path):
-    from ray import tune
+DIGITS_ARCH = (3, 3, 1, 3, 1, 1)
 
+
+def digits_evaluator():
     from raynas.data import load_digits
     from raynas.evaluators import TrainingEvaluator
     from raynas.spaces import NB201Space
+
+    return TrainingEvaluator(NB201Space(channels=4, cells_per_stage=1), load_digits(input_size=8),
+                             epochs=3, batch_size=128, num_threads=1)
+
+
+def run_digits_trial(evaluator, hc: HyperController, tmp_path, name: str):
+    """One real training trial of ``DIGITS_ARCH`` from lr 0.1 under ``hc`` (a decision
+    every epoch); returns the scheduler, Tune's result and every result row received."""
+    from ray import tune
+
     from raynas.tune.hyper_scheduler import HyperScheduler
     from raynas.tune.trainable import make_trainable
 
-    space = NB201Space(channels=4, cells_per_stage=1)
-    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=3, batch_size=128)
-    lr = HyperParam("lr", initial=0.1, low=0.001, high=1.0, step=2.0)
-    hc = always(HyperController([lr], {"valid_acc": (0, 100)}, "valid_acc", "max"), DOWN)
-    arch = space.to_str((3, 3, 1, 3, 1, 1))
-    seen = recorder()
+    seen, scheduler = recorder(), HyperScheduler(hc, epochs=3, interval=1)
     tuner = tune.Tuner(
         make_trainable(evaluator, cpus=1),
-        param_space={"arch": arch, "lr": 0.1},
-        tune_config=tune.TuneConfig(scheduler=HyperScheduler(hc, epochs=3, interval=1)),
-        run_config=tune.RunConfig(name="digits", storage_path=str(tmp_path), verbose=0,
+        param_space={"arch": evaluator.space.to_str(DIGITS_ARCH), "lr": 0.1},
+        tune_config=tune.TuneConfig(scheduler=scheduler),
+        run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
                                   callbacks=[seen]),
     )
     result = tuner.fit()[0]
     assert result.error is None
     (rows,) = seen.results.values()
+    return scheduler, result, rows
+
+
+def test_real_training_trial_resumes_with_its_new_learning_rate(ray_local, tmp_path):
+    lr = HyperParam("lr", initial=0.1, low=0.001, high=1.0, step=2.0)
+    hc = always(HyperController([lr], {"valid_acc": (0, 100)}, "valid_acc", "max"), DOWN)
+    _, result, rows = run_digits_trial(digits_evaluator(), hc, tmp_path, "digits")
     assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]  # resumed, never restarted
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.05, 0.025])
     seconds = [r["train_seconds"] for r in rows]
@@ -255,45 +268,25 @@ def test_real_training_trial_resumes_with_its_new_learning_rate(ray_local, tmp_p
 
 def test_residual_trial_scales_its_cosine_schedule_and_untrained_keeps_it_exactly(
         ray_local, tmp_path):
-    from ray import tune
+    from raynas.tune.hyper_scheduler import training_reference
 
-    from raynas.data import load_digits
-    from raynas.evaluators import TrainingEvaluator
-    from raynas.spaces import NB201Space
-    from raynas.tune.hyper_scheduler import HyperScheduler, training_reference
-    from raynas.tune.trainable import make_trainable
-
-    space = NB201Space(channels=4, cells_per_stage=1)
-    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=3, batch_size=128,
-                                  num_threads=1)
+    evaluator = digits_evaluator()
     scale = HyperParam("lr_scale", initial=1.0, low=0.125, high=8.0, step=2.0)
-    arch = space.to_str((3, 3, 1, 3, 1, 1))
-
-    def run(hc, name):
-        seen, scheduler = recorder(), HyperScheduler(hc, epochs=3, interval=1)
-        tuner = tune.Tuner(
-            make_trainable(evaluator, cpus=1), param_space={"arch": arch, "lr": 0.1},
-            tune_config=tune.TuneConfig(scheduler=scheduler),
-            run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), verbose=0,
-                                      callbacks=[seen]))
-        result = tuner.fit()[0]
-        assert result.error is None
-        (rows,) = seen.results.values()
-        return scheduler, rows
 
     def fresh():
         return HyperController([scale], {"valid_acc": (0, 100), "lr": (0, 0.8)}, "valid_acc",
                                "max")
 
-    scheduler, rows = run(always(fresh(), UP), "up")
+    _, _, rows = run_digits_trial(evaluator, always(fresh(), UP), tmp_path, "up")
     assert [r["epoch"] for r in rows] == [1.0, 2.0, 3.0]  # resumed, never restarted
     assert [r["lr_scale"] for r in rows] == [1.0, 2.0, 4.0]
     # cosine over 3 epochs from 0.1 (0.1, 0.075, 0.025), times the scale of each epoch
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.15, 0.1])
     # an untrained controller is undecided, so it keeps: the cosine run itself
-    scheduler, rows = run(fresh(), "untrained")
+    scheduler, _, rows = run_digits_trial(evaluator, fresh(), tmp_path, "untrained")
     assert scheduler.changes == 0 and [r["lr_scale"] for r in rows] == [1.0] * 3
     reference = training_reference(evaluator)
+    arch = evaluator.space.to_str(DIGITS_ARCH)
     assert [r["valid_acc"] for r in rows] == [
         reference({"arch": arch, "lr": 0.1}, e) for e in (1, 2, 3)]
 

@@ -17,9 +17,9 @@ controller is trained, over many short Tune searches (:func:`tune_stage`).
 Trainables: raynas's training trainable (:func:`raynas.tune.trainable.make_trainable`)
 reads ``lr``, ``lr_scale`` (a multiplier of its cosine schedule: a *residual* schedule,
 whose "keep" is the cosine run), ``weight_decay`` and ``batch_size`` from its config;
-:func:`train_curve`
-runs the synthetic noisy-quadratic curves (:mod:`raynas.benchmarks.curves`) as
-Tune trials, cheap enough for the many episodes controller training needs.
+:func:`train_curve` runs the synthetic noisy-quadratic curves
+(:mod:`raynas.benchmarks.curves`) as Tune trials, cheap enough for the many episodes
+controller training needs.
 """
 
 from __future__ import annotations

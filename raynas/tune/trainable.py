@@ -29,8 +29,9 @@ def train_architecture(
     starts the cosine schedule, ``lr_scale`` multiplies it); in a trial marked
     ``hyper_scheduled`` a hyper-scheduler owns them: it pauses the trial, changes them
     and resumes it from its checkpoint, and the learning rate stays where it set it
-    (or, if it schedules ``lr_scale``, follows the cosine schedule times the scale). CPU training uses as many
-    threads as the trial has CPUs; a trial with a GPU trains on CUDA. With
+    (or, if it schedules ``lr_scale``, follows the cosine schedule times the scale).
+    CPU training uses as many threads as the trial has CPUs; a trial with a GPU trains
+    on CUDA. With
     ``tracking``, the trial logs its own MLflow child run (per-epoch metrics).
     """
     import ray
