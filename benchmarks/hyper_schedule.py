@@ -30,15 +30,19 @@ its training trials start from lr 0.05.
 
 Part ``catch`` (use 2, the real-evaluation ratio β of a model-based search on the
 NB201 table): a controller over CATCH's β, evaluator refit interval and updates per
-query is trained on CIFAR-10 and CIFAR-100 tasks (``--catch-train-queries``), then
-compared (greedy, and sampled as AutoMBPO deploys it) with fixed β on ImageNet16-120
-(held out) at the training length and 2x longer: final incumbent validation accuracy
-and test regret, mean over seeds; plus the Spearman correlation of the learned β with
-search progress.
+query (a decision every ``--catch-interval`` queries) is trained on CIFAR-10 and
+CIFAR-100 tasks (``--catch-train-seeds`` seeds each, searches of
+``--catch-train-queries``; each stage's searches run as parallel Ray tasks), then
+compared on ImageNet16-120 (held out, ``--catch-seeds`` seeds) at the training length
+and 2x longer with fixed β of 0.1 / 0.25 / 0.5 / 1 (and, at β = 1, 1 or 20 updates per
+query instead of 5), a rising and a falling hand-made β schedule, and itself sampling
+its actions (AutoMBPO's deployment): mean incumbent validation accuracy and test
+regret (± standard error), and how the learned values move with search progress
+(Spearman, pooled over the runs and per run).
 
 Usage:
     python benchmarks/hyper_schedule.py --table ../shared/benchmarks/nb201_12epoch.parquet \
-        [--parts curves,digits,catch] [--seeds 3] [--catch-seeds 6] [--out /tmp/hyper_schedule]
+        [--parts curves,digits,catch] [--seeds 3] [--catch-seeds 40] [--out /tmp/hyper_schedule]
 """
 
 from __future__ import annotations
@@ -56,16 +60,20 @@ GRID = (0.1, 0.25, 0.5, 1.0)
 
 
 def _train(label: str, hc, run_stage, stages: int, seed: int, path: Path,
-           start_gap: float | None = None) -> tuple[list, float]:
+           start_gap: float | None = None, validate=None) -> tuple[list, float]:
     """Train ``hc`` (ε decaying over half the stages), print each stage, save it to
     ``path``; return the stage log and the seconds it took."""
     from raynas.policies.hyper_controller import train_controller
 
     start = time.perf_counter()
     log = train_controller(hc, run_stage, stages=stages, decay_stages=max(1, stages // 2),
-                           seed=seed, start_gap=start_gap,
+                           seed=seed, start_gap=start_gap, validate=validate,
                            progress=lambda s, st: print(f"[{label}] stage {s}: mean gap "
                                                         f"{st['mean_gap']:+.3f}, ε {st['epsilon']:.2f}"))
+    if validate is not None:
+        print(f"[{label}] validation gaps: start {log[-1]['start_validation_gap']:+.3f}, " +
+              ", ".join(f"stage {i} {st['validation_gap']:+.3f}" for i, st in enumerate(log)
+                        if "validation_gap" in st))
     hc.save(path)
     return log, time.perf_counter() - start
 
@@ -262,7 +270,15 @@ def digits_part(args) -> dict:
     return {"train_seconds": train_seconds, "eval": rows}
 
 
-def _catch_eval(table_path, dataset, queries, seed, values, controller_state, sample=False):
+#: hand-made β schedules over search progress p, peers of the learned one
+HAND_SCHEDULES = {"rising β": lambda p: 0.1 + 0.9 * p, "falling β": lambda p: 1.0 - 0.9 * p}
+
+
+def _catch_eval(table_path, dataset, queries, seed, values, interval, controller_state=None,
+                sample=False, schedule=None):
+    """One held-out CATCH search: fixed ``values``, a hand-made β ``schedule`` (a key of
+    HAND_SCHEDULES) or the controller in ``controller_state``. Returns the incumbent's
+    validation accuracy and test regret after every query."""
     import torch
 
     torch.set_num_threads(1)
@@ -283,12 +299,46 @@ def _catch_eval(table_path, dataset, queries, seed, values, controller_state, sa
             return hc.adjust(current, hc.act(obs, rng, greedy=not sample)[0])
 
         values = hc.initial_values()
-    run = catch_search(evaluator, queries, seed, values, decide, interval=10)
+    elif schedule is not None:
+        beta = HAND_SCHEDULES[schedule]
+        values = {**values, "real_ratio": beta(0.0)}
+
+        def decide(progress, history, current):
+            return {**current, "real_ratio": beta(progress)}
+
+    run = catch_search(evaluator, queries, seed, values, decide, interval=interval)
     # searched on validation, reported on test
     best_test = float(np.max(table.column(dataset, "test_acc")))
-    regret = best_test - run["best_metrics"]["test_acc"]
-    return {"valid": run["incumbent"][-1], "test_regret": regret, "decisions": run["decisions"],
-            "real_updates": run["real_updates"], "imagined_updates": run["imagined_updates"]}
+    return {"valid": run["incumbent"], "test_regret": [best_test - m["test_acc"]
+                                                      for m in run["best_curve"]],
+            "decisions": run["decisions"], "real_updates": run["real_updates"],
+            "imagined_updates": run["imagined_updates"]}
+
+
+def _summary(runs, at):
+    """Mean validation accuracy and test regret (± standard error) after ``at`` queries."""
+    valid = np.asarray([r["valid"][at - 1] for r in runs])
+    regret = np.asarray([r["test_regret"][at - 1] for r in runs])
+    return {"valid": float(valid.mean()), "test_regret": float(regret.mean()),
+            "test_regret_se": float(regret.std(ddof=1) / np.sqrt(len(regret))),
+            "runs": len(runs)}
+
+
+def _rise(runs, name):
+    """How the learned ``name`` moves with search progress: Spearman over the pooled
+    decisions of all runs, and the mean of each run's own (0 for a constant run)."""
+    from raynas.policies.catch.schedule import spearman
+
+    per_run, points = [], []
+    for r in runs:
+        p = [d["query"] for d in r["decisions"]]
+        v = [d[name] for d in r["decisions"]]
+        per_run.append(spearman(p, v))
+        points += zip(p, v)
+    x, y = np.asarray(points).T
+    return {"pooled": spearman(x, y), "mean_per_run": float(np.mean(per_run)),
+            "start": float(np.mean([r["decisions"][0][name] for r in runs])),
+            "end": float(np.mean([r["decisions"][-1][name] for r in runs]))}
 
 
 def catch_part(args) -> dict:
@@ -297,55 +347,69 @@ def catch_part(args) -> dict:
 
     from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
-    from raynas.policies.catch.schedule import catch_stage, make_catch_controller, spearman
+    from raynas.policies.catch.schedule import (
+        catch_stage,
+        catch_validation,
+        make_catch_controller,
+    )
 
     torch.set_num_threads(1)
     table = BenchmarkTable.load(args.table)
-    tasks = [(TabularEvaluator(table, d), s) for s in range(4) for d in ("cifar10", "cifar100")]
+    interval, short = args.catch_interval, args.catch_train_queries
+    def tasks(seeds):
+        return [(TabularEvaluator(table, d), s) for s in seeds for d in ("cifar10", "cifar100")]
+
     hc = make_catch_controller(lr=3e-3, epochs=args.catch_ppo_epochs, seed=args.seed)
-    # untrained, the controller keeps: it is the reference (fixed initial values), gap 0
-    log, train_seconds = _train("catch", hc, catch_stage(hc, tasks, args.catch_episodes,
-                                                         args.catch_train_queries, 10, args.seed),
+    # untrained, the controller keeps: it is the reference (fixed initial values), gap 0;
+    # the best stages and it are judged again on held-out seeds of the training datasets
+    validate = catch_validation(tasks(range(1000, 1000 + args.catch_val_seeds)), short,
+                                interval) if args.catch_val_seeds else None
+    log, train_seconds = _train("catch", hc, catch_stage(hc, tasks(range(args.catch_train_seeds)),
+                                                         args.catch_episodes, short, interval,
+                                                         args.seed),
                                 args.catch_stages, args.seed, args.out / "catch_controller.json",
-                                start_gap=0.0)
-    print(f"[catch] controller trained in {train_seconds:.1f} s")
+                                start_gap=0.0, validate=validate)
+    print(f"[catch] controller trained in {train_seconds:.1f} s ({args.catch_stages} stages x "
+          f"{args.catch_episodes} searches of {short} queries, Ray tasks)")
 
     remote = ray.remote(num_cpus=1)(_catch_eval)
-    state = hc.state_dict()
-    methods = {"beta=0.25": {"real_ratio": 0.25}, "beta=0.5": {"real_ratio": 0.5},
-               "beta=1.0": {"real_ratio": 1.0}, "controller": None, "controller_sampled": None}
+    state, initial = hc.state_dict(), hc.initial_values()
+    fixed = {f"fixed β = {b}": {**initial, "real_ratio": b} for b in (0.1, 0.25, 0.5, 1.0)}
+    for updates in (1, 20):  # how much the policy updates per query matter, all real
+        fixed[f"fixed β = 1.0, {updates} update{'s' * (updates > 1)}"] = {
+            **initial, "real_ratio": 1.0, "updates": updates}
+    seeds = [100 + s for s in range(args.catch_seeds)]
+    lengths = (short, 2 * short)
+    jobs = {}  # fixed values: one run of the longer length serves both
+    for name, values in fixed.items():
+        jobs.update({(name, None, s): (lengths[-1], values, None, False, None) for s in seeds})
+    for q in lengths:
+        for name in HAND_SCHEDULES:
+            jobs.update({(name, q, s): (q, initial, None, False, name) for s in seeds})
+        for name, sample in (("controller", False), ("controller, sampled", True)):
+            jobs.update({(name, q, s): (q, initial, state, sample, None) for s in seeds})
+    futures = {key: remote.remote(str(args.table), "imagenet16_120", job[0], key[2], job[1],
+                                  interval, *job[2:]) for key, job in jobs.items()}
+    out = {key: ray.get(f) for key, f in futures.items()}
     rows = {}
-    for queries in (args.catch_train_queries, 2 * args.catch_train_queries):
-        futures = {
-            (name, seed): remote.remote(str(args.table), "imagenet16_120", queries, 100 + seed,
-                                        {"evaluator_every": 1, "updates": 5, **(v or {})},
-                                        state if v is None else None,
-                                        name == "controller_sampled")
-            for name, v in methods.items() for seed in range(args.catch_seeds)
-        }
-        out = {key: ray.get(f) for key, f in futures.items()}
-        for name in methods:
-            runs = [out[(name, s)] for s in range(args.catch_seeds)]
-            rows[f"{name}@{queries}"] = {
-                "valid": float(np.mean([r["valid"] for r in runs])),
-                "test_regret": float(np.mean([r["test_regret"] for r in runs])),
-                "test_regret_std": float(np.std([r["test_regret"] for r in runs])),
-                "real_share": float(np.mean([r["real_updates"] / max(1, r["real_updates"]
-                                                                     + r["imagined_updates"])
-                                             for r in runs])),
-            }
-            print(f"[catch] imagenet16_120 @{queries}: {name:10s} valid "
-                  f"{rows[f'{name}@{queries}']['valid']:.3f}, test regret "
-                  f"{rows[f'{name}@{queries}']['test_regret']:.3f} ± "
-                  f"{rows[f'{name}@{queries}']['test_regret_std']:.3f}, share of real updates "
-                  f"{rows[f'{name}@{queries}']['real_share']:.2f}")
+    for q in lengths:
+        for name in [*fixed, *HAND_SCHEDULES, "controller", "controller, sampled"]:
+            runs = [out[(name, None if name in fixed else q, s)] for s in seeds]
+            row = _summary(runs, q)
+            row["real_share"] = float(np.mean([r["real_updates"] / max(1, r["real_updates"] +
+                                                                       r["imagined_updates"])
+                                               for r in runs])) if name not in fixed else (
+                fixed[name]["real_ratio"])
             if name.startswith("controller"):
-                points = [(d["query"] / queries, d["real_ratio"]) for r in runs
-                          for d in r["decisions"]]
-                x, y = np.asarray(points).T
-                rho = spearman(x, y)
-                rows[f"{name}@{queries}"]["beta_progress_spearman"] = rho
-                print(f"[catch] learned β vs progress @{queries}: Spearman {rho:+.2f}")
+                row["schedule"] = {p: _rise(runs, p) for p in hc.initial_values()}
+            rows[f"{name}@{q}"] = row
+            print(f"[catch] imagenet16_120 @{q}, {len(seeds)} seeds: {name:20s} valid "
+                  f"{row['valid']:.3f}, test regret {row['test_regret']:.3f} ± "
+                  f"{row['test_regret_se']:.3f} (SE), share of real updates {row['real_share']:.2f}")
+            for p, rise in row.get("schedule", {}).items():
+                print(f"[catch]     learned {p}: {rise['start']:.3g} -> {rise['end']:.3g} on "
+                      f"average; Spearman with progress {rise['pooled']:+.2f} pooled, "
+                      f"{rise['mean_per_run']:+.2f} per run")
     return {"train_seconds": train_seconds, "training": log, "eval": rows}
 
 
@@ -367,9 +431,15 @@ def main() -> None:
                         help="the controller (and PBT) scale the cosine schedule, or set a "
                              "constant learning rate")
     parser.add_argument("--catch-train-queries", type=int, default=50)
-    parser.add_argument("--catch-stages", type=int, default=6)
-    parser.add_argument("--catch-episodes", type=int, default=4)
-    parser.add_argument("--catch-seeds", type=int, default=6)
+    parser.add_argument("--catch-interval", type=int, default=5, help="queries per decision")
+    parser.add_argument("--catch-train-seeds", type=int, default=32,
+                        help="training tasks: CIFAR-10 and CIFAR-100 with this many seeds")
+    parser.add_argument("--catch-val-seeds", type=int, default=16,
+                        help="held-out seeds of CIFAR-10 and CIFAR-100 on which the best "
+                             "training stages are judged again (0: AutoMBPO's pick)")
+    parser.add_argument("--catch-stages", type=int, default=20)
+    parser.add_argument("--catch-episodes", type=int, default=32)
+    parser.add_argument("--catch-seeds", type=int, default=40, help="held-out seeds")
     parser.add_argument("--catch-ppo-epochs", type=int, default=120,
                         help="PPO passes per update: AutoMBPO's 30 per episode x 4 episodes")
     parser.add_argument("--out", type=Path, default=Path("/tmp/hyper_schedule"))

@@ -371,7 +371,8 @@ class HyperController:
 
 def train_controller(controller: HyperController, run_stage, *, stages: int = 10,
                      epsilon: float = 1.0, decay_stages: int = 5, seed: int = 0,
-                     start_gap: float | None = None, progress=None) -> list[dict[str, float]]:
+                     start_gap: float | None = None, validate=None, candidates: int = 3,
+                     progress=None) -> list[dict[str, float]]:
     """Train ``controller`` AutoMBPO's way: ``stages`` stages of runs, one PPO update per
     stage, ε decaying linearly from ``epsilon`` to 0 over ``decay_stages``. At the end
     the controller holds the weights of the ε = 0 stage whose runs scored best (mean
@@ -382,32 +383,58 @@ def train_controller(controller: HyperController, run_stage, *, stages: int = 10
     "keep" is the reference schedule, like ``lr_scale`` over raynas's cosine schedule)
     starts at exactly 0: untrained, it keeps (see :meth:`HyperController.act`).
 
+    ``validate(controller)``: the mean final gap of a controller on held-out runs
+    (acting greedily). Where one stage's runs are noisy, its best mean is mostly luck;
+    with ``validate``, the ``candidates`` ε = 0 stages that scored best, and the
+    starting controller, are scored again by it, and the best of them on validation
+    is kept (each candidate's ``validation_gap`` is in its stage's statistics; the
+    starting controller's is in the last one, as ``start_validation_gap``).
+
     ``run_stage(stage, epsilon)`` runs a stage's episodes with the current controller
     and returns ``(episodes, final_gaps)`` (in process: :func:`curve_stage`; as Tune
-    searches: :func:`raynas.tune.hyper_scheduler.tune_curve_stage`).
+    searches: :func:`raynas.tune.hyper_scheduler.tune_curve_stage`; CATCH searches:
+    :func:`raynas.policies.catch.schedule.catch_stage`).
     ``progress(stage, stats)`` is called after every stage. Returns each stage's
     statistics (``mean_gap``, ``mean_return``, ``loss``, ``epsilon``, ``episodes``).
     """
     if stages < 1:
         raise ValueError(f"need stages >= 1, got {stages}")
+    if candidates < 1:
+        raise ValueError(f"need candidates >= 1, got {candidates}")
     rng = np.random.default_rng(seed)
-    log, best, best_gap = [], None, -math.inf
-    if start_gap is not None:
-        best, best_gap = controller.state_dict(), float(start_gap)
+    log: list[dict[str, float]] = []
+    start = controller.state_dict()
+    judged: list[tuple[float, int, dict[str, Any]]] = []  # ε = 0 stages: (gap, stage, weights)
     for stage in range(stages):
         eps = epsilon * max(0.0, 1.0 - stage / decay_stages) if decay_stages > 0 else 0.0
         episodes, gaps = run_stage(stage, eps)
         gap = float(np.mean(gaps)) if len(gaps) else -math.inf
-        if eps == 0.0 and gap > best_gap:  # judged without forced exploration
-            best, best_gap = controller.state_dict(), gap
+        if eps == 0.0:  # judged without forced exploration
+            judged.append((gap, stage, controller.state_dict()))
         stats = controller.update(episodes, rng) if episodes else {}
         stats |= {"stage": float(stage), "mean_gap": gap, "epsilon": eps,
                   "episodes": float(len(episodes))}
         log.append(stats)
         if progress is not None:
             progress(stage, stats)
-    if best is not None:
-        controller.load_state_dict(best)
+    judged.sort(key=lambda j: -j[0])
+    if validate is None:
+        best = judged[0] if judged else None
+        if start_gap is not None and (best is None or best[0] <= start_gap):
+            controller.load_state_dict(start)
+        elif best is not None:
+            controller.load_state_dict(best[2])
+        return log
+    controller.load_state_dict(start)
+    best_gap, best = float(validate(controller)), start
+    log[-1]["start_validation_gap"] = best_gap
+    for _, stage, state in judged[:candidates]:
+        controller.load_state_dict(state)
+        gap = float(validate(controller))
+        log[stage]["validation_gap"] = gap
+        if gap > best_gap:
+            best_gap, best = gap, state
+    controller.load_state_dict(best)
     return log
 
 

@@ -335,6 +335,35 @@ def test_training_keeps_the_starting_controller_unless_a_stage_beats_it():
     assert hc.state_dict()["weights"] != start  # an ε = 0 stage beat it
 
 
+def test_validation_picks_among_the_best_stages_and_the_start():
+    hc = controller(lr=3e-3)
+    start = hc.state_dict()["weights"]
+    run_stage = curve_stage(hc, range(20), 4, 6, 2)
+    scored = []  # the weights validated, in order: the start, then the best stages first
+
+    def validate(scores):
+        def score(c):
+            scored.append(c.state_dict()["weights"])
+            return scores[len(scored) - 1]
+        return score
+
+    log = train_controller(hc, run_stage, stages=4, decay_stages=1, candidates=2,
+                           validate=validate([1.0, 0.0, 0.5]))
+    assert scored[0] == start and hc.state_dict()["weights"] == start
+    assert log[-1]["start_validation_gap"] == 1.0
+    judged = sorted((s for s in log if "validation_gap" in s), key=lambda s: -s["mean_gap"])
+    assert [s["validation_gap"] for s in judged] == [0.0, 0.5]  # stages 1-3 ran at ε = 0
+    assert all("loss" in s for s in log)  # every stage updated; validation chose what is kept
+
+    scored.clear()
+    train_controller(hc, run_stage, stages=4, decay_stages=1, candidates=2,
+                     validate=validate([0.0, 0.1, 0.5]))
+    # the second-best stage on training wins on validation and is kept
+    assert hc.state_dict()["weights"] == scored[2] != scored[1]
+    with pytest.raises(ValueError, match="candidates"):
+        train_controller(hc, run_stage, stages=1, candidates=0)
+
+
 def test_exploring_scheduler_records_rewarded_episodes(ray_local, tmp_path):
     from raynas.tune.hyper_scheduler import tune_curve_stage
 
@@ -374,6 +403,65 @@ def test_catch_episode_is_rewarded_against_the_fixed_schedule(cifar10):
     start = hc.gap(run["incumbent"][4], reference[4])
     assert sum(episode.rewards) == pytest.approx(gap - start)
     assert all(-1 <= d["evaluator_rank"] <= 1 for d in run["decisions"])
+
+
+def test_catch_search_reports_the_incumbent_after_every_query(cifar10):
+    from raynas.policies.catch.schedule import catch_search
+
+    run = catch_search(cifar10, 15, 2, {"real_ratio": 0.5})
+    assert len(run["best_curve"]) == len(run["incumbent"]) == 15
+    assert [m["valid_acc"] for m in run["best_curve"]] == run["incumbent"]
+    assert run["incumbent"] == sorted(run["incumbent"])  # the best so far never drops
+    assert run["best_curve"][-1] == run["best_metrics"] and "test_acc" in run["best_metrics"]
+
+
+def test_catch_stage_runs_its_searches_as_ray_tasks_with_the_in_process_results(ray_local,
+                                                                                  cifar10):
+    import ray
+
+    from raynas.policies.catch.schedule import (
+        catch_episode,
+        catch_search,
+        catch_stage,
+        make_catch_controller,
+    )
+
+    assert ray.is_initialized()
+    hc = make_catch_controller(seed=0)
+    tasks = [(cifar10, 0), (cifar10, 1)]
+    episodes, gaps = catch_stage(hc, tasks, 3, 12, 4, seed=7)(0, 0.5)
+    assert len(episodes) == len(gaps) == 3
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a 1-CPU Ray task
+    try:
+        for i, k in enumerate([0, 1, 0]):  # the tasks, cycled; episode i explores with [7, 0, i]
+            evaluator, task_seed = tasks[k]
+            reference = catch_search(evaluator, 12, task_seed, hc.initial_values())["incumbent"]
+            episode, _, gap = catch_episode(hc, evaluator, 12, 4, task_seed, reference,
+                                            np.random.default_rng([7, 0, i]), 0.5)
+            assert gap == pytest.approx(gaps[i])
+            assert episode.actions == episodes[i].actions
+            assert episode.rewards == pytest.approx(episodes[i].rewards)
+    finally:
+        torch.set_num_threads(threads)
+    assert episodes[0].actions != episodes[2].actions  # same task, own exploration
+
+
+def test_catch_validation_scores_greedy_searches_against_the_reference(cifar10):
+    from raynas.policies.catch.schedule import (
+        catch_episode,
+        catch_search,
+        catch_validation,
+        make_catch_controller,
+    )
+
+    tasks = [(cifar10, 3), (cifar10, 4)]
+    validate = catch_validation(tasks, 12, 4)
+    assert validate(make_catch_controller()) == 0.0  # untrained, it keeps: the reference
+    hc = always(make_catch_controller(), UP)
+    gaps = [catch_episode(hc, ev, 12, 4, seed, catch_search(ev, 12, seed, hc.initial_values())
+                          ["incumbent"], greedy=True)[2] for ev, seed in tasks]
+    assert validate(hc) == pytest.approx(np.mean(gaps))
 
 
 # ------------------------------------------------------------- in `raynas search`

@@ -16,6 +16,11 @@ the table's optimum. **Reward:** the incumbent's validation accuracy against CAT
 with the initial values fixed (the reference schedule) on the same task and seed, in
 percentage points (``target_range``), the final gap telescoped over the decisions.
 
+**Training** (:func:`catch_stage`, a ``run_stage`` for
+:func:`~raynas.policies.hyper_controller.train_controller`): each stage's searches run
+as parallel Ray tasks when Ray is running; :func:`catch_validation` judges the best
+stages again on held-out tasks, as one stage's mean gap is mostly noise.
+
 Example:
     >>> controller = make_catch_controller()
     >>> [p.name for p in controller.params]
@@ -66,14 +71,14 @@ def catch_search(evaluator, queries: int, seed: int, values: Mapping[str, float]
     starting from ``values``; every ``interval`` queries ``decide(progress, history,
     values)`` may return new values. Returns the incumbent's validation accuracy
     after every query (``incumbent``), the decision history (``decisions``: the
-    observed metrics and values in force), the incumbent's metrics (``best_metrics``)
-    and the real/imagined update counts."""
+    observed metrics and values in force), the incumbent's metrics (``best_metrics``;
+    after every query: ``best_curve``), and the real/imagined update counts."""
     from raynas.policies.catch.policy import CATCH
 
     metric = evaluator.search_metric
     policy = CATCH(evaluator.space, seed=seed, objective=Objective(metric),
                    **dict(catch_options or {}), **dict(values))
-    incumbent, curve, history, best = -np.inf, [], [], {}
+    incumbent, curve, history, best, best_curve = -np.inf, [], [], {}, []
     window: list[tuple[float | None, float, bool]] = []  # predicted, real, improved
     values = dict(values)
     for query in range(1, queries + 1):
@@ -86,6 +91,7 @@ def catch_search(evaluator, queries: int, seed: int, values: Mapping[str, float]
         if score > incumbent:
             incumbent, best = score, dict(result.metrics)
         curve.append(incumbent)
+        best_curve.append(best)
         if decide is not None and query % interval == 0 and query < queries:
             pairs = [(p, r) for p, r, _ in window if p is not None and np.isfinite(r)]
             observed = {"evaluator_rank": spearman([p for p, _ in pairs], [r for _, r in pairs]),
@@ -95,7 +101,8 @@ def catch_search(evaluator, queries: int, seed: int, values: Mapping[str, float]
             values = dict(decide(query / queries, history, values))
             policy.set_hyperparameters(**values)
             window = []
-    return {"incumbent": curve, "best_metrics": best, "decisions": history,
+    return {"incumbent": curve, "best_metrics": best, "best_curve": best_curve,
+            "decisions": history,
             "real_updates": policy.real_updates, "imagined_updates": policy.imagined_updates}
 
 
@@ -131,30 +138,100 @@ def catch_episode(controller: HyperController, evaluator, queries: int, interval
     return episode, run, controller.gap(curve[-1], reference[-1])
 
 
+def _reference_job(tasks, k: int, queries: int, values: Mapping[str, float],
+                   catch_options: Mapping[str, Any] | None) -> list[float]:
+    """The incumbent curve of CATCH with ``values`` fixed on ``tasks[k]``."""
+    evaluator, task_seed = tasks[k]
+    return catch_search(evaluator, queries, task_seed, values,
+                        catch_options=catch_options)["incumbent"]
+
+
+def _episode_job(tasks, state: dict[str, Any], k: int, queries: int, interval: int,
+                 reference: Sequence[float], rng_seed: Sequence[int], epsilon: float,
+                 catch_options: Mapping[str, Any] | None, greedy: bool = False
+                 ) -> tuple[Episode, float]:
+    """One episode on ``tasks[k]`` under the controller saved in ``state``."""
+    evaluator, task_seed = tasks[k]
+    episode, _, gap = catch_episode(HyperController.from_state(state), evaluator, queries,
+                                    interval, task_seed, reference,
+                                    np.random.default_rng(list(rng_seed)), epsilon, greedy,
+                                    catch_options=catch_options)
+    return episode, gap
+
+
+def _single_thread(job):
+    """``job`` with torch on one thread (a 1-CPU Ray task)."""
+    def run(*args):
+        import torch
+
+        torch.set_num_threads(1)
+        return job(*args)
+    return run
+
+
 def catch_stage(controller: HyperController, tasks: Sequence[tuple[Any, int]], episodes: int,
                 queries: int, interval: int, seed: int = 0,
                 catch_options: Mapping[str, Any] | None = None):
     """A ``run_stage`` for :func:`~raynas.policies.hyper_controller.train_controller`:
     stage ``s`` runs ``episodes`` CATCH searches on ``tasks`` (``(evaluator, seed)``
-    pairs, cycled), each against its fixed-schedule reference (computed once)."""
+    pairs, cycled), each against its fixed-schedule reference (computed once).
+
+    Episode ``i`` of stage ``s`` explores with its own generator (seeded
+    ``[seed, s, i]``), so a stage's searches are independent: when Ray is running
+    they run as parallel 1-CPU Ray tasks, with the same results as in process."""
     references: dict[int, list[float]] = {}
+    initial = controller.initial_values()
+    run_jobs = _job_runner(tasks)
 
     def run_stage(stage: int, epsilon: float):
-        rng = np.random.default_rng([seed, stage])
-        out, gaps = [], []
-        for i in range(episodes):
-            k = (stage * episodes + i) % len(tasks)
-            evaluator, task_seed = tasks[k]
-            if k not in references:
-                references[k] = catch_search(evaluator, queries, task_seed,
-                                             controller.initial_values(),
-                                             catch_options=catch_options)["incumbent"]
-            episode, _, gap = catch_episode(controller, evaluator, queries, interval, task_seed,
-                                            references[k], rng, epsilon,
-                                            catch_options=catch_options)
-            if episode.rewards:
-                out.append(episode)
-            gaps.append(gap)
-        return out, gaps
+        picks = [(stage * episodes + i) % len(tasks) for i in range(episodes)]
+        missing = sorted(set(picks) - set(references))
+        curves = run_jobs(_reference_job, [(k, queries, initial, catch_options) for k in missing])
+        references.update(zip(missing, curves))
+        state = controller.state_dict()
+        runs = run_jobs(_episode_job, [(state, k, queries, interval, references[k],
+                                        (seed, stage, i), epsilon, catch_options)
+                                       for i, k in enumerate(picks)])
+        return [ep for ep, _ in runs if ep.rewards], [gap for _, gap in runs]
 
     return run_stage
+
+
+def catch_validation(tasks: Sequence[tuple[Any, int]], queries: int, interval: int,
+                     catch_options: Mapping[str, Any] | None = None):
+    """A ``validate`` for :func:`~raynas.policies.hyper_controller.train_controller`:
+    the mean final gap of a controller, acting greedily, over one CATCH search per
+    task of ``tasks`` (held out from training), each against its fixed-schedule
+    reference. Runs as Ray tasks when Ray is running, like :func:`catch_stage`."""
+    run_jobs = _job_runner(tasks)
+    references: list[list[float]] = []
+
+    def validate(controller: HyperController) -> float:
+        if not references:
+            references.extend(run_jobs(_reference_job, [
+                (k, queries, controller.initial_values(), catch_options)
+                for k in range(len(tasks))]))
+        state = controller.state_dict()
+        runs = run_jobs(_episode_job, [(state, k, queries, interval, references[k], (0,), 0.0,
+                                        catch_options, True) for k in range(len(tasks))])
+        return float(np.mean([gap for _, gap in runs]))
+
+    return validate
+
+
+def _job_runner(tasks):
+    """``run(job, argument_tuples)``: ``job(tasks, *args)`` for each tuple, as 1-CPU Ray
+    tasks when Ray is running (``tasks`` shipped once), else in process."""
+    import ray
+
+    if not ray.is_initialized():
+        return lambda job, jobs: [job(tasks, *args) for args in jobs]
+    shared = ray.put(list(tasks))
+    remote = {}
+
+    def run(job, jobs):
+        if job not in remote:
+            remote[job] = ray.remote(num_cpus=1)(_single_thread(job))
+        return ray.get([remote[job].remote(shared, *args) for args in jobs])
+
+    return run
