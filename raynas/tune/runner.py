@@ -222,7 +222,9 @@ def run_tune(
 
 
 def history_from_results(results: ResultGrid, space) -> History:
-    """One history row per trial, in order of completion, from Tune's results."""
+    """One history row per trial, in order of completion, from Tune's results. Tune
+    stamps results to the second; trials finishing within the same second go in
+    trial order, so a restored experiment gives the same history."""
     rows = []
     for result in results:
         metrics = result.metrics or {}
@@ -231,10 +233,11 @@ def history_from_results(results: ResultGrid, space) -> History:
             continue
         outcome = to_result(metrics, error=result.error is not None)
         end = float(metrics.get("timestamp", 0.0))
-        rows.append((end, config[ARCH_KEY], outcome, float(metrics.get("time_total_s", 0.0))))
-    rows.sort(key=lambda row: row[0])
+        rows.append((end, str(metrics.get("trial_id", "")), config[ARCH_KEY], outcome,
+                     float(metrics.get("time_total_s", 0.0))))
+    rows.sort(key=lambda row: row[:2])
     history = History()
-    for query, (_, arch, outcome, elapsed) in enumerate(rows, start=1):
+    for query, (_, _, arch, outcome, elapsed) in enumerate(rows, start=1):
         space.from_str(arch)  # a foreign experiment folder fails here, loudly
         history.append(step=query - 1, query=query, arch=arch, result=outcome, cached=False,
                        elapsed=elapsed)
