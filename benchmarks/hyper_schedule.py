@@ -356,6 +356,7 @@ def catch_part(args) -> dict:
     torch.set_num_threads(1)
     table = BenchmarkTable.load(args.table)
     interval, short = args.catch_interval, args.catch_train_queries
+
     def tasks(seeds):
         return [(TabularEvaluator(table, d), s) for s in seeds for d in ("cifar10", "cifar100")]
 

@@ -404,37 +404,39 @@ def train_controller(controller: HyperController, run_stage, *, stages: int = 10
     rng = np.random.default_rng(seed)
     log: list[dict[str, float]] = []
     start = controller.state_dict()
-    judged: list[tuple[float, int, dict[str, Any]]] = []  # ε = 0 stages: (gap, stage, weights)
+    keep = candidates if validate is not None else 1
+    judged: list[tuple[float, int, dict[str, Any]]] = []  # best ε = 0 stages: (gap, stage, state)
     for stage in range(stages):
         eps = epsilon * max(0.0, 1.0 - stage / decay_stages) if decay_stages > 0 else 0.0
         episodes, gaps = run_stage(stage, eps)
         gap = float(np.mean(gaps)) if len(gaps) else -math.inf
-        if eps == 0.0:  # judged without forced exploration
-            judged.append((gap, stage, controller.state_dict()))
+        if eps == 0.0:  # judged without forced exploration; ties keep the earlier stage
+            judged = sorted([*judged, (gap, stage, controller.state_dict())],
+                            key=lambda j: (-j[0], j[1]))[:keep]
         stats = controller.update(episodes, rng) if episodes else {}
         stats |= {"stage": float(stage), "mean_gap": gap, "epsilon": eps,
                   "episodes": float(len(episodes))}
         log.append(stats)
         if progress is not None:
             progress(stage, stats)
-    judged.sort(key=lambda j: -j[0])
-    if validate is None:
-        best = judged[0] if judged else None
-        if start_gap is not None and (best is None or best[0] <= start_gap):
-            controller.load_state_dict(start)
-        elif best is not None:
-            controller.load_state_dict(best[2])
-        return log
-    controller.load_state_dict(start)
-    best_gap, best = float(validate(controller)), start
-    log[-1]["start_validation_gap"] = best_gap
-    for _, stage, state in judged[:candidates]:
+
+    def score(state: dict[str, Any]) -> float:
         controller.load_state_dict(state)
-        gap = float(validate(controller))
-        log[stage]["validation_gap"] = gap
-        if gap > best_gap:
-            best_gap, best = gap, state
-    controller.load_state_dict(best)
+        return float(validate(controller))
+
+    best, best_gap = None, -math.inf  # None: the weights training ended with
+    if validate is not None:
+        best, best_gap = start, score(start)
+        log[-1]["start_validation_gap"] = best_gap
+    elif start_gap is not None:
+        best, best_gap = start, float(start_gap)
+    for gap, stage, state in judged:
+        if validate is not None:
+            gap = log[stage]["validation_gap"] = score(state)
+        if gap > best_gap:  # the starting controller wins ties
+            best, best_gap = state, gap
+    if best is not None:
+        controller.load_state_dict(best)
     return log
 
 

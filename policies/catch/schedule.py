@@ -179,19 +179,11 @@ def catch_stage(controller: HyperController, tasks: Sequence[tuple[Any, int]], e
     Episode ``i`` of stage ``s`` explores with its own generator (seeded
     ``[seed, s, i]``), so a stage's searches are independent: when Ray is running
     they run as parallel 1-CPU Ray tasks, with the same results as in process."""
-    references: dict[int, list[float]] = {}
-    initial = controller.initial_values()
-    run_jobs = _job_runner(tasks)
+    search = _episode_runner(tasks, queries, interval, catch_options)
 
     def run_stage(stage: int, epsilon: float):
         picks = [(stage * episodes + i) % len(tasks) for i in range(episodes)]
-        missing = sorted(set(picks) - set(references))
-        curves = run_jobs(_reference_job, [(k, queries, initial, catch_options) for k in missing])
-        references.update(zip(missing, curves))
-        state = controller.state_dict()
-        runs = run_jobs(_episode_job, [(state, k, queries, interval, references[k],
-                                        (seed, stage, i), epsilon, catch_options)
-                                       for i, k in enumerate(picks)])
+        runs = search(controller, picks, [(seed, stage, i) for i in range(episodes)], epsilon)
         return [ep for ep, _ in runs if ep.rewards], [gap for _, gap in runs]
 
     return run_stage
@@ -203,20 +195,36 @@ def catch_validation(tasks: Sequence[tuple[Any, int]], queries: int, interval: i
     the mean final gap of a controller, acting greedily, over one CATCH search per
     task of ``tasks`` (held out from training), each against its fixed-schedule
     reference. Runs as Ray tasks when Ray is running, like :func:`catch_stage`."""
-    run_jobs = _job_runner(tasks)
-    references: list[list[float]] = []
+    search = _episode_runner(tasks, queries, interval, catch_options)
 
     def validate(controller: HyperController) -> float:
-        if not references:
-            references.extend(run_jobs(_reference_job, [
-                (k, queries, controller.initial_values(), catch_options)
-                for k in range(len(tasks))]))
-        state = controller.state_dict()
-        runs = run_jobs(_episode_job, [(state, k, queries, interval, references[k], (0,), 0.0,
-                                        catch_options, True) for k in range(len(tasks))])
+        picks = range(len(tasks))
+        runs = search(controller, picks, [(0,)] * len(tasks), greedy=True)
         return float(np.mean([gap for _, gap in runs]))
 
     return validate
+
+
+def _episode_runner(tasks, queries: int, interval: int,
+                    catch_options: Mapping[str, Any] | None):
+    """``search(controller, picks, rng_seeds, epsilon=0, greedy=False)``: one episode per
+    task index of ``picks`` under ``controller`` (``(episode, final_gap)`` each), each
+    against the task's fixed-schedule reference, computed the first time it is needed."""
+    run_jobs = _job_runner(tasks)
+    references: dict[int, list[float]] = {}
+
+    def search(controller: HyperController, picks: Sequence[int],
+               rng_seeds: Sequence[Sequence[int]], epsilon: float = 0.0, greedy: bool = False):
+        missing = sorted(set(picks) - set(references))
+        initial = controller.initial_values()
+        references.update(zip(missing, run_jobs(_reference_job, [
+            (k, queries, initial, catch_options) for k in missing])))
+        state = controller.state_dict()
+        return run_jobs(_episode_job, [(state, k, queries, interval, references[k], rng_seed,
+                                        epsilon, catch_options, greedy)
+                                       for k, rng_seed in zip(picks, rng_seeds, strict=True)])
+
+    return search
 
 
 def _job_runner(tasks):
