@@ -448,7 +448,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=False)
     report = {}
     parts = args.parts.split(",")

@@ -93,7 +93,7 @@ def training(trials: int) -> None:
         timed(tracking.MlflowTuneCallback, name, "trials")
     timed(tracking.MlflowTuneCallback, "finish", "finish")
     timed(export, "save_mlflow_model", "model")
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     folder = Path(tempfile.mkdtemp())
     try:
         config = cfg.from_dict({"budget": trials, "evaluator": {"epochs": 2}})

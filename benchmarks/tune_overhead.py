@@ -56,7 +56,7 @@ def main() -> None:
 
     shutil.rmtree(args.out, ignore_errors=True)
     start = time.perf_counter()
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     print(f"Ray start-up: {time.perf_counter() - start:.1f} s "
           f"({ray.cluster_resources().get('CPU', 0):g} CPUs), excluded below")
 

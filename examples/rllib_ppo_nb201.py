@@ -52,7 +52,7 @@ def main() -> None:
 
     import raynas.envs  # noqa: F401 - registers raynas/NB201-v0
 
-    ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
     env_config = {"table": os.path.abspath(args.table), "dataset": args.dataset}
     config = (
         PPOConfig()

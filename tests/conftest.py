@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +31,8 @@ def ray_local():
 
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+    # address="local": a new instance even when a cluster runs on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
              configure_logging=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
@@ -68,3 +76,144 @@ def write_cifar10(folder: Path, train_per_batch: int = 8, test: int = 8, seed: i
         write_cifar_batch(folder / f"data_batch_{i}", train_per_batch, rng)
     write_cifar_batch(folder / "test_batch", test, rng)
     return folder
+
+
+# ------------------------------------------------ real servers: a Ray head, an MLflow server
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function returning a free TCP port on 127.0.0.1."""
+    return _free_port
+
+
+def _ray_env() -> dict[str, str]:
+    """Every Ray process and client of these tests: no token auth on loopback (Ray ≥ 2.59
+    turns it on once a token file exists), no usage stats, this venv's `raynas` on PATH."""
+    env = dict(os.environ)
+    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
+               RAY_ENABLE_UV_RUN_RUNTIME_ENV="0", MPLBACKEND="Agg",
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+    env.pop("RAY_ADDRESS", None)
+    return env
+
+
+@pytest.fixture
+def ray_env() -> dict[str, str]:
+    return _ray_env()
+
+
+@dataclass(frozen=True)
+class Head:
+    """A running head node: its jobs API (dashboard) and its GCS address (``--address``)."""
+
+    dashboard: str
+    gcs: str
+
+
+@pytest.fixture
+def head_node(tmp_path):
+    """A real head node (`ray start --head`) on 127.0.0.1 with the dashboard (jobs API) on
+    free ports; its whole process group is killed afterwards (`ray stop` would also stop
+    other Ray instances of this machine)."""
+    import ray
+
+    if ray.is_initialized():  # a driver left over from an earlier test would connect here
+        ray.shutdown()
+    dashboard, port = _free_port(), _free_port()
+    command = [
+        str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+        f"--port={port}", f"--ray-client-server-port={_free_port()}",
+        f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
+        "--num-cpus=2", "--object-store-memory=200000000", "--disable-usage-stats",
+    ]
+    log = (tmp_path / "head.log").open("w")
+    head = subprocess.Popen(command, env=_ray_env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    address = f"http://127.0.0.1:{dashboard}"
+    try:
+        _wait_for_jobs_api(address, head, tmp_path / "head.log")
+        yield Head(address, f"127.0.0.1:{port}")
+    finally:
+        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(grace)
+                os.killpg(head.pid, signal.SIGKILL)  # children outlive the `ray start` process
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                continue
+            break
+        log.close()
+
+
+def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            pytest.fail(f"ray start --head exited with {head.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            JobSubmissionClient(address).list_jobs()
+            return
+        except Exception:
+            time.sleep(1)
+    pytest.fail(f"the jobs API at {address} did not answer within {timeout:.0f} s")
+
+
+class MlflowServer:
+    """A real ``mlflow server`` process on 127.0.0.1 with a SQLite store in ``folder``."""
+
+    def __init__(self, folder: Path, port: int) -> None:
+        self.folder, self.port, self.uri = folder, port, f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{folder.resolve()}/server.db",
+             "--artifacts-destination", str(folder.resolve() / "artifacts"), "--workers", "1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+            if self.proc.poll() is not None:
+                raise RuntimeError("mlflow server exited at start-up")
+        self.proc.kill()
+        raise RuntimeError("mlflow server did not start in 120 s")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def mlflow_server():
+    """Start real MLflow servers: ``mlflow_server(folder, port)``; all stop afterwards."""
+    started: list[MlflowServer] = []
+
+    def start(folder: Path, port: int) -> MlflowServer:
+        started.append(MlflowServer(folder, port))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.stop()

@@ -194,7 +194,7 @@ def test_meta_training_on_ray_workers_matches_in_process():
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)
     try:
         on_ray = meta_train(space, tasks, iterations=2, queries=8, steps=2, seed=1,
                             progress=False)

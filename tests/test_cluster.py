@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,78 +30,8 @@ seed: 0
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ray_env() -> dict[str, str]:
-    """Every Ray process and client of these tests: no token auth on loopback (Ray ≥ 2.59
-    turns it on once a token file exists), no usage stats, this venv's `raynas` on PATH."""
-    env = dict(os.environ)
-    env.update(RAY_AUTH_MODE="disabled", RAY_USAGE_STATS_ENABLED="0",
-               RAY_ENABLE_UV_RUN_RUNTIME_ENV="0", MPLBACKEND="Agg",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
-@pytest.fixture
-def head_node(tmp_path):
-    """A real head node (`ray start --head`) on 127.0.0.1 with the dashboard (jobs API) on
-    free ports; its whole process group is killed afterwards (`ray stop` would also stop
-    other Ray instances of this machine)."""
-    import ray
-
-    if ray.is_initialized():  # a driver left over from an earlier test would connect here
-        ray.shutdown()
-    dashboard = _free_port()
-    command = [
-        str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-        f"--port={_free_port()}", f"--ray-client-server-port={_free_port()}",
-        f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-        "--num-cpus=2", "--object-store-memory=200000000", "--disable-usage-stats",
-    ]
-    log = (tmp_path / "head.log").open("w")
-    head = subprocess.Popen(command, env=_ray_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    address = f"http://127.0.0.1:{dashboard}"
-    try:
-        _wait_for_jobs_api(address, head, tmp_path / "head.log")
-        yield address
-    finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(head.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                head.wait(grace)
-                os.killpg(head.pid, signal.SIGKILL)  # children outlive the `ray start` process
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                continue
-            break
-        log.close()
-
-
-def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    from ray.job_submission import JobSubmissionClient
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if head.poll() is not None:
-            pytest.fail(f"ray start --head exited with {head.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            JobSubmissionClient(address).list_jobs()
-            return
-        except Exception:
-            time.sleep(1)
-    pytest.fail(f"the jobs API at {address} did not answer within {timeout:.0f} s")
-
-
 @pytest.mark.slow
-def test_ray_job_submit_runs_a_search_on_a_real_head_node(head_node, tmp_path):
+def test_ray_job_submit_runs_a_search_on_a_real_head_node(head_node, ray_env, tmp_path):
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     job_dir = tmp_path / "job"
@@ -111,14 +39,14 @@ def test_ray_job_submit_runs_a_search_on_a_real_head_node(head_node, tmp_path):
     (job_dir / "tiny.yaml").write_text(TINY_SEARCH)
     out = tmp_path / "results"
     submit = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", head_node, "--working-dir", str(job_dir),
+        [str(BIN / "ray"), "job", "submit", "--address", head_node.dashboard, "--working-dir", str(job_dir),
          "--submission-id", "raynas-tiny", "--",
          "raynas", "search", "tiny.yaml", "--out", str(out), "--quiet"],
-        env=_ray_env(), capture_output=True, text=True, timeout=420,
+        env=ray_env, capture_output=True, text=True, timeout=420,
     )
     logs = submit.stdout + submit.stderr
     assert submit.returncode == 0, logs[-4000:]
-    assert JobSubmissionClient(head_node).get_job_status("raynas-tiny") == JobStatus.SUCCEEDED
+    assert JobSubmissionClient(head_node.dashboard).get_job_status("raynas-tiny") == JobStatus.SUCCEEDED
     # The search ran in the job's working dir (the config came with --working-dir) and
     # wrote its results and its MLflow store where --out said.
     assert "evaluated 2 architectures" in logs

@@ -233,7 +233,7 @@ def ray_2cpus():
 
     from raynas.envs import MultiAgentNASEnv
 
-    ray.init(num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, ignore_reinit_error=True)
     register_env("raynas_manas", lambda cfg: MultiAgentNASEnv(cfg))
     yield
     ray.shutdown()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -65,43 +62,6 @@ def test_credentials_are_redacted():
 
 
 # ------------------------------------------------------------ a real server
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(folder: Path, port: int) -> subprocess.Popen:
-    mlflow_cli = Path(sys.executable).parent / "mlflow"
-    proc = subprocess.Popen(
-        [str(mlflow_cli), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder.resolve()}/server.db",
-         "--artifacts-destination", str(folder.resolve() / "artifacts"), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-        if proc.poll() is not None:
-            raise RuntimeError("mlflow server exited at start-up")
-    proc.kill()
-    raise RuntimeError("mlflow server did not start in 120 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture
 def fast_failing_http(monkeypatch):
     # a dead server must fail fast rather than through minutes of retries
@@ -109,11 +69,10 @@ def fast_failing_http(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 
-def test_real_mlflow_server(nb201_table, tmp_path, fast_failing_http):
-    port = _free_port()
-    server = _start_server(tmp_path / "server", port)
+def test_real_mlflow_server(nb201_table, tmp_path, fast_failing_http, mlflow_server, free_port):
+    server = mlflow_server(tmp_path / "server", free_port())
     try:
-        uri = f"http://127.0.0.1:{port}"
+        uri = server.uri
         tracker = MlflowTracker(tmp_path / "run", tracking_uri=uri, experiment="nas-test")
         _search(nb201_table, tmp_path / "run", tracker)
         client = mlflow.MlflowClient(uri)
@@ -122,7 +81,7 @@ def test_real_mlflow_server(nb201_table, tmp_path, fast_failing_http):
         assert run.info.run_id == tracker.run_id
         _check_run(client, tracker.run_id)
     finally:
-        _stop(server)
+        server.stop()
 
 
 class _StopServerAt(Callback):
@@ -131,14 +90,15 @@ class _StopServerAt(Callback):
 
     def on_step(self, search, rows):
         if search.step == self.step:
-            _stop(self.server)
+            self.server.stop()
 
 
-def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failing_http, caplog):
-    port = _free_port()
+def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failing_http, caplog,
+                                              mlflow_server, free_port):
+    port = free_port()
     folder = tmp_path / "server"
-    server = _start_server(folder, port)
-    uri = f"http://127.0.0.1:{port}"
+    server = mlflow_server(folder, port)
+    uri = server.uri
     out = tmp_path / "run"
     tracker = MlflowTracker(out, tracking_uri=uri, flush_seconds=0)  # send every step
     with caplog.at_level(logging.WARNING, logger="raynas.tracking.mlflow"):
@@ -148,7 +108,7 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
     assert len(warnings) == 1  # warned once
     assert (out / PENDING_FILE).exists()
 
-    server = _start_server(folder, port)  # the server is back, same store
+    server = mlflow_server(folder, port)  # the server is back, same store
     try:
         raynas = Path(sys.executable).parent / "raynas"
         env = {**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
@@ -160,10 +120,11 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
         assert replay_pending(out, uri) == 0  # nothing left
         _check_run(mlflow.MlflowClient(uri), tracker.run_id)
     finally:
-        _stop(server)
+        server.stop()
 
 
-def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, fast_failing_http):
+def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, fast_failing_http,
+                                                                     free_port):
     import numpy as np
     import torch
 
@@ -174,7 +135,7 @@ def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, 
     model = NB201Space(channels=4, cells_per_stage=1).build((3, 2, 1, 4, 3, 3), 10, 1).eval()
     example = torch.randn(2, 1, 8, 8)
     model_dir = save_mlflow_model(model, example, tmp_path / "best")
-    dead = MlflowLogger(tmp_path, f"http://127.0.0.1:{_free_port()}")  # nothing listens there
+    dead = MlflowLogger(tmp_path, f"http://127.0.0.1:{free_port()}")  # nothing listens there
     run_id = dead.start_run({"policy": "rea"}, {}, "search")
     dead.log_model(run_id, model_dir, "tiny-net")
     dead.end_run(run_id)
@@ -206,10 +167,10 @@ def test_tabular_child_runs_are_configurable(nb201_table, tmp_path):
         assert child.data.metrics["test_acc"] == row["test_acc"]
 
 
-def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http):
-    port = _free_port()
-    server = _start_server(tmp_path / "server", port)
-    uri = f"http://127.0.0.1:{port}"
+def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http, mlflow_server,
+                                                   free_port):
+    server = mlflow_server(tmp_path / "server", free_port())
+    uri = server.uri
     try:
         config = tmp_path / "trials.yaml"
         config.write_text(
@@ -244,13 +205,14 @@ def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http)
         assert "model" in {a.path for a in client.list_artifacts(parent.info.run_id)}
         assert not list(out.rglob(PENDING_FILE))  # everything reached the server
     finally:
-        _stop(server)
+        server.stop()
 
 
-def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, fast_failing_http):
+def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, fast_failing_http,
+                                                                      free_port):
     from raynas.tracking.mlflow import MlflowLogger, TrialTracking
 
-    dead_uri = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    dead_uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     driver = MlflowLogger(tmp_path, dead_uri)
     parent = driver.start_run({"policy": "rea"}, {}, "search")  # kept locally
     tracking = TrialTracking(dead_uri, "raynas", parent, str(tmp_path / "tune"))
