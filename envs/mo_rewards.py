@@ -19,14 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from raynas.envs.rewards import Range
+from raynas.errors import ArgumentError
 
 
 def check_objectives(objectives: Mapping[str, str], minimum: int = 2) -> dict[str, str]:
     if len(objectives) < minimum:
-        raise ValueError(f"need >= {minimum} objectives, got {dict(objectives)}")
+        raise ArgumentError(f"need >= {minimum} objectives, got {dict(objectives)}")
     for metric, mode in objectives.items():
         if mode not in ("max", "min"):
-            raise ValueError(f"objective {metric!r}: mode must be 'max' or 'min', got {mode!r}")
+            raise ArgumentError(f"objective {metric!r}: mode must be 'max' or 'min', got {mode!r}")
     return dict(objectives)
 
 
@@ -62,7 +63,7 @@ class WeightedSumReward:
     def set_weights(self, weights: Sequence[float]) -> None:
         weights = np.asarray(weights, dtype=float)
         if weights.shape != (len(self.objectives),) or np.any(weights < 0) or weights.sum() <= 0:
-            raise ValueError(f"need {len(self.objectives)} non-negative weights, got {weights}")
+            raise ArgumentError(f"need {len(self.objectives)} non-negative weights, got {weights}")
         self.weights = weights / weights.sum()
 
     def reward(self, metrics):
@@ -119,14 +120,14 @@ class ADFReward:
         self.ranges = {m: Range(*ranges[m]) if m in ranges else Range() for m in self.objectives}
         self.fixed = fixed or next(iter(self.objectives))
         if self.fixed not in self.objectives:
-            raise ValueError(f"fixed objective {self.fixed!r} is not one of {list(self.objectives)}")
+            raise ArgumentError(f"fixed objective {self.fixed!r} is not one of {list(self.objectives)}")
         if anneal_episodes < 1 or not 0 < band <= 1 or power <= 0 or (stages is not None
                                                                        and stages < 1):
-            raise ValueError("need anneal_episodes >= 1, 0 < band <= 1, power > 0, stages >= 1")
+            raise ArgumentError("need anneal_episodes >= 1, 0 < band <= 1, power > 0, stages >= 1")
         self.anneal_episodes, self.band, self.power = anneal_episodes, band, power
         self.stages = stages
         if floor_quantile is not None and not 0 <= floor_quantile < 1:
-            raise ValueError(f"floor_quantile must be in [0, 1), got {floor_quantile}")
+            raise ArgumentError(f"floor_quantile must be in [0, 1), got {floor_quantile}")
         self.floor_quantile = floor_quantile
         self.seen: list[float] = []  # the fixed objective's values, for its floor
         self.episode = 0

@@ -10,6 +10,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from raynas.envs.nas_env import default_reward
 from raynas.envs.rewards import RewardFn
+from raynas.errors import ArgumentError
 from raynas.types import Result
 
 
@@ -67,7 +68,7 @@ class MultiAgentNASEnv(MultiAgentEnv):
     def step(self, action_dict: dict[str, int]):
         missing = set(self.possible_agents) - set(action_dict)
         if missing:
-            raise ValueError(f"every edge agent acts each round; missing {sorted(missing)}")
+            raise ArgumentError(f"every edge agent acts each round; missing {sorted(missing)}")
         arch = self.space.validate(tuple(int(action_dict[a]) for a in self.possible_agents))
         if arch not in self.cache:
             self.cache[arch] = self.evaluator.evaluate([arch])[0]

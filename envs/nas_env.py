@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from raynas.envs.rewards import NormalizedObjective, RewardFn
+from raynas.errors import ArgumentError
 from raynas.types import Result
 
 
@@ -115,7 +116,7 @@ class NASEnv(gym.Env):
         """Replace the task-context vector (same length)."""
         context = np.asarray(context, np.float32)
         if context.shape != self.context.shape:
-            raise ValueError(f"context must have shape {self.context.shape}, got {context.shape}")
+            raise ArgumentError(f"context must have shape {self.context.shape}, got {context.shape}")
         self.context = context
 
     def _observation(self) -> np.ndarray:

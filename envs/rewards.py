@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from raynas.errors import ArgumentError
+
 RewardFn = Callable[[dict[str, float]], float]
 
 
@@ -28,7 +30,7 @@ class Range:
     def __init__(self, low: float | None = None, high: float | None = None) -> None:
         self.fixed = low is not None and high is not None
         if self.fixed and not high > low:
-            raise ValueError(f"a range needs high > low, got [{low}, {high}]")
+            raise ArgumentError(f"a range needs high > low, got [{low}, {high}]")
         self.low, self.high = low, high
 
     @classmethod
@@ -70,7 +72,7 @@ class NormalizedObjective:
     def __init__(self, metric: str, mode: str = "max", low: float | None = None,
                  high: float | None = None, failure: float = 0.0) -> None:
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+            raise ArgumentError(f"mode must be 'max' or 'min', got {mode!r}")
         self.metric, self.mode, self.failure = metric, mode, failure
         self.range = Range(low, high)
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from raynas.envs.nas_env import NASEnv, default_reward
+from raynas.errors import ArgumentError
 
 
 class TaskNASEnv(NASEnv):
@@ -30,7 +31,7 @@ class TaskNASEnv(NASEnv):
     def __init__(self, space, evaluators: Mapping[str, Any], task: str | None = None,
                  task_in_obs: bool = True, mode: str = "max") -> None:
         if not evaluators:
-            raise ValueError("need at least one task")
+            raise ArgumentError("need at least one task")
         self.tasks = list(evaluators)
         self.evaluators = dict(evaluators)
         self.rewards = {name: default_reward(ev, mode) for name, ev in self.evaluators.items()}
@@ -45,7 +46,7 @@ class TaskNASEnv(NASEnv):
 
     def _check(self, task: str) -> None:
         if task not in self.evaluators:
-            raise ValueError(f"unknown task {task!r}; tasks: {self.tasks}")
+            raise ArgumentError(f"unknown task {task!r}; tasks: {self.tasks}")
 
     def _one_hot(self, task: str) -> np.ndarray:
         return np.eye(len(self.tasks), dtype=np.float32)[self.tasks.index(task)]

@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward, check_objectives
+from raynas.errors import ArgumentError
 
 
 def table_ranges(env: gym.Env, metrics) -> dict[str, tuple[float, float]]:
@@ -76,7 +77,7 @@ class ADF(_EpisodeReward, ADFReward):
         ranges = dict(ranges or table_ranges(env, objectives))
         missing = set(objectives) - set(ranges)
         if missing:
-            raise ValueError(f"ADF needs a (low, high) range for {sorted(missing)}")
+            raise ArgumentError(f"ADF needs a (low, high) range for {sorted(missing)}")
         ADFReward.__init__(self, objectives, ranges, **kwargs)
 
 

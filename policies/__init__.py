@@ -19,7 +19,7 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any
 
-from raynas.errors import unknown_name
+from raynas.errors import ArgumentTypeError, unknown_name
 from raynas.policies.catch import CATCH
 from raynas.policies.local_search import LocalSearch
 from raynas.policies.manas import MANAS, MANASLS
@@ -61,7 +61,7 @@ def make_policy(
     try:
         return POLICIES[name](space, seed=seed, objective=objective, **hyperparameters)
     except TypeError as exc:
-        raise TypeError(f"policy {name!r}: bad hyperparameters {hyperparameters}: {exc}") from None
+        raise ArgumentTypeError(f"policy {name!r}: bad hyperparameters {hyperparameters}: {exc}") from None
 
 
 __all__ = [

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.errors import ArgumentError
+
 CONTROLLERS = ("factorised", "lstm", "mlp")
 UPDATES = ("reinforce", "ppo")
 OPTIMIZERS = ("sgd", "adam")
@@ -210,7 +212,7 @@ def torch_seeded(seed: int) -> Iterator[None]:
 def make_controller(name: str, num_choices: Sequence[int], seed: int) -> Controller:
     """A controller by name; its non-zero initial weights come from ``seed``."""
     if name not in CONTROLLERS:
-        raise ValueError(f"controller must be one of {CONTROLLERS}, got {name!r}")
+        raise ArgumentError(f"controller must be one of {CONTROLLERS}, got {name!r}")
     cls = {"factorised": FactorisedController, "lstm": LSTMController, "mlp": MLPController}[name]
     with torch_seeded(seed):
         return cls(num_choices)
@@ -234,11 +236,11 @@ class PolicyGradient:
                  lr: float = 0.5, clip: float = 0.2, ppo_epochs: int = 4,
                  ppo_batch: int = 8) -> None:
         if update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+            raise ArgumentError(f"update must be one of {UPDATES}, got {update!r}")
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+            raise ArgumentError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
         if lr <= 0 or not 0 < clip < 1 or ppo_epochs < 1 or ppo_batch < 1:
-            raise ValueError("need lr > 0, 0 < clip < 1, ppo_epochs >= 1, ppo_batch >= 1")
+            raise ArgumentError("need lr > 0, 0 < clip < 1, ppo_epochs >= 1, ppo_batch >= 1")
         self.controller, self.update, self.clip = controller, update, clip
         self.ppo_epochs, self.ppo_batch = ppo_epochs, ppo_batch
         params = list(controller.parameters())

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.errors import ArgumentError
 from raynas.policies.controllers import (
     load_module_state,
     load_optimizer_state,
@@ -90,20 +91,20 @@ class HyperParam:
     def __post_init__(self) -> None:
         where = f"hyperparameter {self.name!r}"
         if self.mode not in MODES:
-            raise ValueError(f"{where}: mode must be one of {MODES}, got {self.mode!r}")
+            raise ArgumentError(f"{where}: mode must be one of {MODES}, got {self.mode!r}")
         if not self.low <= self.initial <= self.high:
-            raise ValueError(f"{where}: need low <= initial <= high, got {self.low}, "
+            raise ArgumentError(f"{where}: need low <= initial <= high, got {self.low}, "
                              f"{self.initial}, {self.high}")
         if self.mode == "mul" and (self.low <= 0 or self.step <= 1):
-            raise ValueError(f"{where}: a 'mul' parameter needs low > 0 and step > 1, got "
+            raise ArgumentError(f"{where}: a 'mul' parameter needs low > 0 and step > 1, got "
                              f"low={self.low}, step={self.step}")
         if self.mode == "add" and self.step <= 0:
-            raise ValueError(f"{where}: an 'add' parameter needs step > 0, got {self.step}")
+            raise ArgumentError(f"{where}: an 'add' parameter needs step > 0, got {self.step}")
 
     def apply(self, value: float, action: int) -> float:
         """``value`` moved by ``action`` (0 down, 1 keep, 2 up), within the bounds."""
         if action not in (DOWN, KEEP, UP):
-            raise ValueError(f"{self.name}: action must be 0 (down), 1 (keep) or 2 (up), got {action}")
+            raise ArgumentError(f"{self.name}: action must be 0 (down), 1 (keep) or 2 (up), got {action}")
         shift = action - KEEP
         moved = value * self.step**shift if self.mode == "mul" else value + self.step * shift
         moved = min(self.high, max(self.low, moved))
@@ -178,23 +179,23 @@ class HyperController:
                  hidden: int = 64, lr: float = 3e-4, clip: float = 0.2, epochs: int = 10,
                  minibatch: int = 64, seed: int = 0) -> None:
         if not params:
-            raise ValueError("a hyper-controller needs at least one hyperparameter")
+            raise ArgumentError("a hyper-controller needs at least one hyperparameter")
         names = [p.name for p in params]
         if len(set(names)) != len(names):
-            raise ValueError(f"hyperparameter names repeat: {names}")
+            raise ArgumentError(f"hyperparameter names repeat: {names}")
         if target not in metrics and target_range is None:
-            raise ValueError(f"target {target!r} is not an observed metric {sorted(metrics)}; "
+            raise ArgumentError(f"target {target!r} is not an observed metric {sorted(metrics)}; "
                              "give its target_range")
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+            raise ArgumentError(f"mode must be 'max' or 'min', got {mode!r}")
         if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+            raise ArgumentError(f"reward must be one of {REWARDS}, got {reward!r}")
         ranges = {**metrics, **({target: target_range} if target_range is not None else {})}
         for name, (low, high) in ranges.items():
             if not high > low:
-                raise ValueError(f"metric {name!r}: range needs high > low, got ({low}, {high})")
+                raise ArgumentError(f"metric {name!r}: range needs high > low, got ({low}, {high})")
         if window < 1 or hidden < 1 or epochs < 1 or minibatch < 1 or lr <= 0 or not 0 < clip < 1:
-            raise ValueError("need window, hidden, epochs, minibatch >= 1, lr > 0 and 0 < clip < 1")
+            raise ArgumentError("need window, hidden, epochs, minibatch >= 1, lr > 0 and 0 < clip < 1")
         self.params = list(params)
         self.metrics = {k: (float(lo), float(hi)) for k, (lo, hi) in metrics.items()}
         self.target, self.mode, self.window, self.reward = target, mode, window, reward
@@ -241,7 +242,7 @@ class HyperController:
                 best = np.flatnonzero(head == head.max())
                 actions.append(KEEP if KEEP in best else int(best[0]))
             elif rng is None:
-                raise ValueError("act() needs an rng unless greedy=True")
+                raise ArgumentError("act() needs an rng unless greedy=True")
             elif epsilon > 0 and rng.random() < epsilon:
                 actions.append(int(rng.integers(ACTIONS)))
             else:
@@ -252,7 +253,7 @@ class HyperController:
     def adjust(self, values: Mapping[str, float], actions: Sequence[int]) -> dict[str, float]:
         """The hyperparameters after ``actions`` (one per parameter, in order)."""
         if len(actions) != len(self.params):
-            raise ValueError(f"need {len(self.params)} actions, got {len(actions)}")
+            raise ArgumentError(f"need {len(self.params)} actions, got {len(actions)}")
         return {p.name: p.apply(float(values[p.name]), int(a)) for p, a in zip(self.params, actions)}
 
     def gap(self, value: float, reference: float) -> float:
@@ -279,14 +280,14 @@ class HyperController:
         for ep in episodes:
             if not (len(ep.observations) == len(ep.actions) == len(ep.log_probs)
                     == len(ep.rewards)):
-                raise ValueError("an episode needs one observation, action, log-prob and "
+                raise ArgumentError("an episode needs one observation, action, log-prob and "
                                  "reward per decision")
             obs += ep.observations
             acts += ep.actions
             old += ep.log_probs
             adv += ep.returns()
         if not obs:
-            raise ValueError("update() needs at least one decision")
+            raise ArgumentError("update() needs at least one decision")
         mean_return = float(np.mean([ep.returns()[0] for ep in episodes if ep.rewards]))
         advantages = np.asarray(adv, dtype=np.float64)
         advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
@@ -330,7 +331,7 @@ class HyperController:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["config"] != self.config():
-            raise ValueError("the saved controller was built with another configuration")
+            raise ArgumentError("the saved controller was built with another configuration")
         load_module_state(self.net, state["weights"])
         load_optimizer_state(self.optimizer, state["optimizer"])
         self.updates = int(state["updates"])
@@ -363,9 +364,9 @@ class HyperController:
         try:
             state = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not a saved hyper-controller (bad JSON: {exc})") from None
+            raise ArgumentError(f"{path}: not a saved hyper-controller (bad JSON: {exc})") from None
         if not isinstance(state, dict) or "config" not in state or "weights" not in state:
-            raise ValueError(f"{path}: not a saved hyper-controller (no config/weights)")
+            raise ArgumentError(f"{path}: not a saved hyper-controller (no config/weights)")
         return cls.from_state(state)
 
 
@@ -398,9 +399,9 @@ def train_controller(controller: HyperController, run_stage, *, stages: int = 10
     statistics (``mean_gap``, ``mean_return``, ``loss``, ``epsilon``, ``episodes``).
     """
     if stages < 1:
-        raise ValueError(f"need stages >= 1, got {stages}")
+        raise ArgumentError(f"need stages >= 1, got {stages}")
     if candidates < 1:
-        raise ValueError(f"need candidates >= 1, got {candidates}")
+        raise ArgumentError(f"need candidates >= 1, got {candidates}")
     rng = np.random.default_rng(seed)
     log: list[dict[str, float]] = []
     start = controller.state_dict()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from raynas.errors import ArgumentError
 from raynas.search.policy import Policy
 from raynas.types import Arch, Result
 
@@ -40,7 +41,7 @@ class LocalSearch(Policy):
     def __init__(self, space, *, seed=0, objective=None, num_init=1, first_improvement=True):
         super().__init__(space, seed=seed, objective=objective)
         if num_init < 1:
-            raise ValueError(f"num_init must be >= 1, got {num_init}")
+            raise ArgumentError(f"num_init must be >= 1, got {num_init}")
         self.num_init = num_init
         self.first_improvement = first_improvement
         self.num_init_asked = 0

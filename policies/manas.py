@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 
@@ -52,7 +53,7 @@ class EdgeAgents:
     def __init__(self, num_choices: Sequence[int], seeds: Sequence[int], rule: str = "exp3",
                  eta: float = 0.1, gamma: float = 0.05) -> None:
         if rule not in ("exp3", "zipf"):
-            raise ValueError(f"rule must be 'exp3' or 'zipf', got {rule!r}")
+            raise ArgumentError(f"rule must be 'exp3' or 'zipf', got {rule!r}")
         self.num_choices = [int(k) for k in num_choices]
         self.rule, self.eta, self.gamma = rule, eta, gamma
         self.rngs = [np.random.default_rng(s) for s in seeds]
@@ -126,9 +127,9 @@ class _EdgeAgentPolicy(Policy):
                  gamma: float = 0.05) -> None:
         super().__init__(space, seed=seed, objective=objective)
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+            raise ArgumentError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if eta <= 0 or not 0 <= gamma < 1 or edges_per_actor < 1:
-            raise ValueError("need eta > 0, 0 <= gamma < 1 and edges_per_actor >= 1")
+            raise ArgumentError("need eta > 0, 0 <= gamma < 1 and edges_per_actor >= 1")
         self.backend, self.edges_per_actor = backend, edges_per_actor
         self.eta, self.gamma = eta, gamma
         seeds = np.random.SeedSequence(self.seed).generate_state(len(space.num_choices)).tolist()
@@ -226,7 +227,7 @@ class MANASLS(_EdgeAgentPolicy):
         super().__init__(space, seed=seed, objective=objective, backend=backend,
                          edges_per_actor=edges_per_actor)
         if ridge <= 0:
-            raise ValueError(f"ridge must be > 0, got {ridge}")
+            raise ArgumentError(f"ridge must be > 0, got {ridge}")
         self.ridge = ridge
         self.designs: list[Arch] = []
         self.scores_seen: list[float] = []

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from raynas.envs.mo_rewards import ADCReward, ADFReward, WeightedSumReward
+from raynas.errors import ArgumentError
 from raynas.pareto import non_dominated
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
@@ -130,11 +131,11 @@ class NPG(Policy):
         self.objectives = dict(objectives or {self.objective.metric: self.objective.mode})
         reward = reward or ("adc" if len(self.objectives) > 1 else "weighted")
         if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+            raise ArgumentError(f"reward must be one of {REWARDS}, got {reward!r}")
         if reward in ("adf", "adc") and len(self.objectives) < 2:
-            raise ValueError(f"reward {reward!r} needs >= 2 objectives")
+            raise ArgumentError(f"reward {reward!r} needs >= 2 objectives")
         if lr <= 0 or not 0 <= baseline_decay < 1 or not tau_max >= tau_min > 0 or period < 1:
-            raise ValueError("need lr > 0, 0 <= baseline_decay < 1, tau_max >= tau_min > 0, "
+            raise ArgumentError("need lr > 0, 0 <= baseline_decay < 1, tau_max >= tau_min > 0, "
                              "period >= 1")
         self.reward_name = reward
         self.ranges = {m: tuple(map(float, r)) for m, r in (ranges or {}).items()}
@@ -143,13 +144,13 @@ class NPG(Policy):
         self.restart_on_move, self.anneal, self.stages = restart_on_move, anneal, stages
         self.band, self.power, self.floor_quantile = band, power, floor_quantile
         if fresh_tries < 0:
-            raise ValueError(f"fresh_tries must be >= 0, got {fresh_tries}")
+            raise ArgumentError(f"fresh_tries must be >= 0, got {fresh_tries}")
         self.fresh_tries = fresh_tries
         if not 0 <= refine <= 1:
-            raise ValueError(f"refine must be in [0, 1], got {refine}")
+            raise ArgumentError(f"refine must be in [0, 1], got {refine}")
         self.refine = refine
         if replay < 0 or replay_batch < 1:
-            raise ValueError("need replay >= 0 and replay_batch >= 1")
+            raise ArgumentError("need replay >= 0 and replay_batch >= 1")
         self.replay, self.replay_batch = replay, replay_batch
         self.history: list[tuple[Arch, dict[str, float]]] = []  # every usable result
         self.archive: list[tuple[Arch, dict[str, float]]] = []  # its non-dominated ones, in order

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+from raynas.errors import ArgumentError
 from raynas.search.policy import Policy
 from raynas.types import Arch, Result
 
@@ -36,7 +37,7 @@ class RegularizedEvolution(Policy):
     def __init__(self, space, *, seed=0, objective=None, population_size=10, sample_size=5):
         super().__init__(space, seed=seed, objective=objective)
         if population_size < 1 or not 1 <= sample_size:
-            raise ValueError(
+            raise ArgumentError(
                 f"need population_size >= 1 and sample_size >= 1, got "
                 f"{population_size} and {sample_size}"
             )

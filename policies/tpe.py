@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from raynas.errors import CheckpointError, require
+from raynas.errors import ArgumentError, CheckpointError, require
 from raynas.search.policy import Policy
 from raynas.types import Arch, Result
 
@@ -82,7 +82,7 @@ class TPE(Policy):
         told = []
         for arch, result in zip(archs, results):
             if not self._pending.get(arch):
-                raise ValueError(f"tell: {self.space.to_str(arch)} was not asked")
+                raise ArgumentError(f"tell: {self.space.to_str(arch)} was not asked")
             trial = self._pending[arch].pop(0)
             values = [result.metrics.get(m) for m in self.objectives] if result.ok else [None]
             if any(v is None or not math.isfinite(v) for v in values):
@@ -130,7 +130,7 @@ class _MultiObjective(TPE):
         objectives = dict(objectives or {self.objective.metric: self.objective.mode,
                                          "params": "min"})
         if len(objectives) < 2:
-            raise ValueError(f"{self.name} needs >= 2 objectives, got {objectives}")
+            raise ArgumentError(f"{self.name} needs >= 2 objectives, got {objectives}")
         self._options = kwargs
         self._setup(objectives)
 

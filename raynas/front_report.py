@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from raynas.errors import ArgumentError
 from raynas.pareto import hypervolume, non_dominated
 
 
@@ -40,7 +41,7 @@ class FrontSpec:
 
     def __post_init__(self) -> None:
         if not len(self.select) == len(self.report) == len(self.reference) >= 2:
-            raise ValueError("a front needs >= 2 objectives, with a report metric and a "
+            raise ArgumentError("a front needs >= 2 objectives, with a report metric and a "
                              "reference value for each")
 
     @property
@@ -81,7 +82,7 @@ def _evaluated(history: pa.Table, spec: FrontSpec) -> pa.Table:
     names = {m for m, _ in spec.select} | set(spec.report)
     missing = names - set(fresh.column_names)
     if missing:
-        raise ValueError(f"the history has no {sorted(missing)} column(s) for the front")
+        raise ArgumentError(f"the history has no {sorted(missing)} column(s) for the front")
     return fresh
 
 

@@ -23,20 +23,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from raynas.errors import ArgumentError
+
 MAX_EXACT_DIMENSIONS = 4
 
 
 def _as_minimisation(points, directions: Sequence[str]) -> np.ndarray:
     values = np.asarray(points, dtype=float)
     if values.ndim != 2:
-        raise ValueError(f"points must be a 2-D array (n_points, n_objectives), got {values.shape}")
+        raise ArgumentError(f"points must be a 2-D array (n_points, n_objectives), got {values.shape}")
     if values.shape[1] != len(directions):
-        raise ValueError(
+        raise ArgumentError(
             f"{values.shape[1]} objectives per point but {len(directions)} directions given"
         )
     bad = [d for d in directions if d not in ("max", "min")]
     if bad:
-        raise ValueError(f"directions must be 'max' or 'min', got {bad}")
+        raise ArgumentError(f"directions must be 'max' or 'min', got {bad}")
     signs = np.array([-1.0 if d == "max" else 1.0 for d in directions])
     return values * signs
 
@@ -120,7 +122,7 @@ def hypervolume(points, directions: Sequence[str], reference: Sequence[float]) -
     values = _as_minimisation(points, directions) if len(points) else np.empty((0, len(directions)))
     ref = _as_minimisation([reference], directions)[0]
     if len(directions) > MAX_EXACT_DIMENSIONS:
-        raise ValueError(
+        raise ArgumentError(
             f"exact hypervolume supports up to {MAX_EXACT_DIMENSIONS} objectives, "
             f"got {len(directions)}"
         )

@@ -15,6 +15,8 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Literal
 
+from raynas.errors import ArgumentError
+
 Arch = tuple[int, ...]
 """An architecture: one choice index per decision. Immutable and hashable."""
 
@@ -83,7 +85,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
-            raise ValueError(f"Objective mode must be 'max' or 'min', got {self.mode!r}")
+            raise ArgumentError(f"Objective mode must be 'max' or 'min', got {self.mode!r}")
         object.__setattr__(self, "_sign", 1.0 if self.mode == "max" else -1.0)
 
     @property

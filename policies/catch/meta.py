@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.policies.catch.policy import CATCH, normalize_rewards, save_checkpoint
 from raynas.types import Objective
 
@@ -62,7 +63,7 @@ def meta_train(space, tasks: Mapping[str, Callable[[], Any]], *, iterations: int
     from raynas.policies.controllers import module_state
 
     if not tasks:
-        raise ValueError("meta_train needs at least one task")
+        raise ArgumentError("meta_train needs at least one task")
     learner = CATCH(space, seed=seed, **options)
     rollout_options = {k: v for k, v in options.items() if k != "updates"}
     rng = np.random.default_rng(seed)

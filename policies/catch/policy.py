@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 
@@ -56,7 +57,7 @@ def normalize_rewards(scores: Sequence[float], how: str = "rank") -> np.ndarray:
     """
     s = np.asarray(scores, dtype=float)
     if how not in NORMALIZATIONS:
-        raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
+        raise ArgumentError(f"normalize must be one of {NORMALIZATIONS}, got {how!r}")
     if len(s) < 2 or np.ptp(s) == 0:
         return np.zeros(len(s))
     if how == "zscore":
@@ -90,9 +91,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable CATCH checkpoint ({exc})") from None
+        raise ArgumentError(f"{path}: not a readable CATCH checkpoint ({exc})") from None
     if data.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a CATCH checkpoint (format {data.get('format')!r}, "
+        raise ArgumentError(f"{path}: not a CATCH checkpoint (format {data.get('format')!r}, "
                          f"expected {CHECKPOINT_FORMAT!r})")
     return data
 
@@ -144,16 +145,16 @@ class CATCH(Policy):
                  entropy: float = ENTROPY, kl_weight: float = KL_WEIGHT) -> None:
         super().__init__(space, seed=seed, objective=objective)
         if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+            raise ArgumentError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         if fill not in FILLS:
-            raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+            raise ArgumentError(f"fill must be one of {FILLS}, got {fill!r}")
         if candidates < 1 or window < 1 or not 0 <= epsilon <= 1 or lr <= 0:
-            raise ValueError("need candidates >= 1, window >= 1, 0 <= epsilon <= 1, lr > 0")
+            raise ArgumentError("need candidates >= 1, window >= 1, 0 <= epsilon <= 1, lr > 0")
         self.checkpoint = checkpoint
         saved = read_checkpoint(checkpoint) if checkpoint else None
         if saved is not None:
             if saved["num_choices"] != list(space.num_choices):
-                raise ValueError(f"{checkpoint}: meta-trained for decisions "
+                raise ArgumentError(f"{checkpoint}: meta-trained for decisions "
                                  f"{saved['num_choices']}, not this space's "
                                  f"{list(space.num_choices)}")
             latent, hidden, use_z = saved["latent"], saved["hidden"], saved["use_z"]
@@ -187,13 +188,13 @@ class CATCH(Policy):
         ``updates``) from the next ``tell`` on."""
         unknown = set(values) - set(SCHEDULABLE)
         if unknown:
-            raise ValueError(f"CATCH cannot schedule {sorted(unknown)}; known: {SCHEDULABLE}")
+            raise ArgumentError(f"CATCH cannot schedule {sorted(unknown)}; known: {SCHEDULABLE}")
         if "real_ratio" in values and not 0 <= values["real_ratio"] <= 1:
-            raise ValueError(f"real_ratio must be in [0, 1], got {values['real_ratio']}")
+            raise ArgumentError(f"real_ratio must be in [0, 1], got {values['real_ratio']}")
         if "evaluator_every" in values and values["evaluator_every"] < 1:
-            raise ValueError(f"evaluator_every must be >= 1, got {values['evaluator_every']}")
+            raise ArgumentError(f"evaluator_every must be >= 1, got {values['evaluator_every']}")
         if "updates" in values and values["updates"] < 0:
-            raise ValueError(f"updates must be >= 0, got {values['updates']}")
+            raise ArgumentError(f"updates must be >= 0, got {values['updates']}")
         for key, value in values.items():
             self.options[key] = float(value) if key == "real_ratio" else int(round(value))
 

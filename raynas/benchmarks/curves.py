@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from raynas.errors import ArgumentError
+
 LOG_LOSS_FLOOR, LOG_LOSS_CEIL = -6.0, 3.0
 
 
@@ -55,7 +57,7 @@ class NoisyQuadratic:
 
     def __post_init__(self) -> None:
         if self.dims < 1 or self.examples < 1 or self.observation_noise < 0:
-            raise ValueError("need dims >= 1, examples >= 1 and observation_noise >= 0")
+            raise ArgumentError("need dims >= 1, examples >= 1 and observation_noise >= 0")
         rng = np.random.default_rng([self.seed, 2019])
         object.__setattr__(self, "power", float(rng.uniform(1.0, 1.8)))
         object.__setattr__(self, "noise", float(10 ** rng.uniform(-1.5, -0.5)))
@@ -84,7 +86,7 @@ class CurveRun:
 
     def load_state_dict(self, state: dict) -> None:
         if state["seed"] != self.task.seed or len(state["moments"]) != self.task.dims:
-            raise ValueError("this state belongs to another task")
+            raise ArgumentError("this state belongs to another task")
         self.moments = np.asarray(state["moments"], dtype=np.float64)
         self.epochs = int(state["epochs"])
 
@@ -96,7 +98,7 @@ class CurveRun:
         ``loss`` (noisy), ``log_loss`` (log10 of it, clipped to [−6, 3]),
         ``expected_loss`` (noise-free) and ``steps``."""
         if lr <= 0 or batch_size < 1:
-            raise ValueError(f"need lr > 0 and batch_size >= 1, got {lr} and {batch_size}")
+            raise ArgumentError(f"need lr > 0 and batch_size >= 1, got {lr} and {batch_size}")
         steps = max(1, int(self.task.examples // batch_size))
         a = (1.0 - lr * self.h) ** 2
         b = lr**2 * self.task.noise * self.h / batch_size
@@ -141,7 +143,7 @@ def curve_episode(controller, task: NoisyQuadratic, epochs: int, interval: int,
     from raynas.policies.hyper_controller import Episode
 
     if interval < 1 or epochs < 1:
-        raise ValueError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
+        raise ArgumentError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
     values = controller.initial_values()
     fixed = {"lr": values.get("lr", 0.5), "batch_size": values.get("batch_size", 64)}
     reference = reference or fixed_curve(task, epochs, **fixed)

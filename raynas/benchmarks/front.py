@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.pareto import hypervolume, non_dominated
 
 # Classes and input size of NB201's datasets: the networks whose params/FLOPs a table's
@@ -53,7 +54,7 @@ def table_front(
     from raynas.spaces.cost import LinearCostModel
 
     if cost not in ("params", "flops"):
-        raise ValueError(f"cost must be 'params' or 'flops', got {cost!r}")
+        raise ArgumentError(f"cost must be 'params' or 'flops', got {cost!r}")
     model = LinearCostModel(table.space, num_classes=num_classes, input_size=input_size)
     costs = getattr(model, cost)(table.archs)
     values = table.column(dataset, metric)

@@ -13,6 +13,7 @@ from pathlib import Path
 from raynas.data.cifar import DatasetError, load_cifar
 from raynas.data.digits import load_digits
 from raynas.data.splits import DataSplits, augment_batch
+from raynas.errors import ArgumentError
 
 DATASETS = ("digits", "cifar10", "cifar100")
 
@@ -30,7 +31,7 @@ def load_dataset(
         return load_digits(input_size=input_size, seed=seed)
     if name in ("cifar10", "cifar100"):
         if path is None:
-            raise ValueError(f"{name} needs a local folder: pass path=... (nothing is downloaded)")
+            raise ArgumentError(f"{name} needs a local folder: pass path=... (nothing is downloaded)")
         return load_cifar(path, name, valid_size=valid_size)
     from raynas.errors import unknown_name
 

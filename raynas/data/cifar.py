@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from raynas.data.splits import DataSplits
-from raynas.errors import RaynasError
+from raynas.errors import ArgumentError, DatasetError
 
 LAYOUTS = {
     "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10),
@@ -41,10 +41,6 @@ _ALLOWED = {
     ("numpy._core.multiarray", "scalar"),
     ("_codecs", "encode"),  # how Python 3 writes bytes in protocol-2 pickles
 }
-
-
-class DatasetError(RaynasError, ValueError):
-    """A dataset folder is missing, incomplete or corrupt."""
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -113,7 +109,7 @@ def load_cifar(
     train_x, train_y = read(train_files)
     test_x, test_y = read(test_files)
     if not 0 < valid_size < len(train_y):
-        raise ValueError(f"valid_size must be in (0, {len(train_y)}), got {valid_size}")
+        raise ArgumentError(f"valid_size must be in (0, {len(train_y)}), got {valid_size}")
     bad = (train_y.min() < 0) | (train_y.max() >= num_classes)
     if bad or test_y.min() < 0 or test_y.max() >= num_classes:
         raise DatasetError(f"{root}: labels outside [0, {num_classes}) for {name}")

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from raynas.data.splits import DataSplits
+from raynas.errors import ArgumentError
 
 
 def load_digits(
@@ -34,9 +35,9 @@ def load_digits(
     from sklearn.model_selection import train_test_split
 
     if input_size < 8:
-        raise ValueError(f"input_size must be >= 8 (digits are 8x8), got {input_size}")
+        raise ArgumentError(f"input_size must be >= 8 (digits are 8x8), got {input_size}")
     if not (0 < valid_fraction < 1 and 0 < test_fraction < 1 and valid_fraction + test_fraction < 1):
-        raise ValueError(
+        raise ArgumentError(
             f"valid_fraction and test_fraction must be in (0, 1) with a sum below 1, got "
             f"{valid_fraction} and {test_fraction}"
         )

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.errors import ArgumentError
 from raynas.spaces.ops import DAGCell, make_op
 from raynas.types import Arch, Result
 
@@ -68,7 +69,7 @@ class Supernet(nn.Module):
     def __init__(self, space, num_classes: int, in_channels: int = 3, mode: str = "sampled") -> None:
         super().__init__()
         if mode not in ("sampled", "mixed"):
-            raise ValueError(f"mode must be 'sampled' or 'mixed', got {mode!r}")
+            raise ArgumentError(f"mode must be 'sampled' or 'mixed', got {mode!r}")
         self.space, self.mode = space, mode
         self.net = space.build(tuple(0 for _ in space.num_choices), num_classes, in_channels)
         names = space.decisions[0].choices
@@ -81,7 +82,7 @@ class Supernet(nn.Module):
                 cell.ops[j] = op
                 self.choice_ops.append(op)
         if not self.choice_ops:
-            raise ValueError(f"{space.name}: no DAG cells to share weights in")
+            raise ArgumentError(f"{space.name}: no DAG cells to share weights in")
         self.alphas = nn.Parameter(1e-3 * torch.randn(len(space.num_choices), len(names)),
                                    requires_grad=mode == "mixed")
 
@@ -137,7 +138,7 @@ class SupernetEvaluator:
         from raynas.spaces.cost import LinearCostModel
 
         if steps < 1 or batch_size < 1 or pretrain_steps < 0:
-            raise ValueError("need steps >= 1, batch_size >= 1 and pretrain_steps >= 0")
+            raise ArgumentError("need steps >= 1, batch_size >= 1 and pretrain_steps >= 0")
         torch.manual_seed(seed)
         self.space, self.data, self.steps, self.batch_size = space, data, steps, batch_size
         self.pretrain_steps = pretrain_steps

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.types import Arch, Result
 
 HYPERPARAMETERS = ("lr", "lr_scale", "weight_decay", "batch_size")
@@ -83,12 +84,12 @@ class TrainingEvaluator:
         measure_latency: bool = False,
     ) -> None:
         if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
-            raise ValueError(
+            raise ArgumentError(
                 f"need epochs >= 1, batch_size >= 1, lr > 0, weight_decay >= 0; got {epochs}, "
                 f"{batch_size}, {lr}, {weight_decay}"
             )
         if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+            raise ArgumentError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         self.space, self.data = space, data
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.weight_decay, self.momentum, self.seed = weight_decay, momentum, seed
@@ -141,12 +142,12 @@ class TrainingEvaluator:
         hyper = dict(hyper or {})
         unknown = set(hyper) - set(HYPERPARAMETERS)
         if unknown:
-            raise ValueError(f"cannot schedule {sorted(unknown)}; known: {HYPERPARAMETERS}")
+            raise ArgumentError(f"cannot schedule {sorted(unknown)}; known: {HYPERPARAMETERS}")
         lr = float(hyper.get("lr", self.lr))
         residual = "lr_scale" in hyper
         lr_scale = float(hyper.get("lr_scale", 1.0))
         if lr_scale <= 0:
-            raise ValueError(f"lr_scale must be > 0, got {lr_scale}")
+            raise ArgumentError(f"lr_scale must be > 0, got {lr_scale}")
         weight_decay = float(hyper.get("weight_decay", self.weight_decay))
         batch_size = int(hyper.get("batch_size", self.batch_size))
         optimizer = torch.optim.SGD(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from raynas.errors import ArgumentError
 from raynas.types import Arch, Objective, Result
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Policy(ABC):
         self, space: SearchSpace, *, seed: int = 0, objective: Objective | None = None
     ) -> None:
         if not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+            raise ArgumentError(f"seed must be a non-negative int, got {seed!r}")
         self.space = space
         self.seed = int(seed)
         self.objective = objective or Objective()
@@ -80,10 +81,10 @@ class Policy(ABC):
     @staticmethod
     def _check_told(archs: Sequence[Arch], results: Sequence[Result]) -> None:
         if len(archs) != len(results):
-            raise ValueError(f"tell: got {len(archs)} architectures but {len(results)} results")
+            raise ArgumentError(f"tell: got {len(archs)} architectures but {len(results)} results")
 
     @staticmethod
     def _check_n(n: int) -> int:
         if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"ask: n must be a positive int, got {n!r}")
+            raise ArgumentError(f"ask: n must be a positive int, got {n!r}")
         return int(n)

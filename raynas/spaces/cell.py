@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from raynas.errors import ArgumentError, ArgumentTypeError
 from raynas.spaces.base import Decision, SearchSpace
 from raynas.types import Arch
 
@@ -50,7 +51,7 @@ class NB201Space(SearchSpace):
         """``channels`` and ``cells_per_stage`` size :meth:`build`'s network; the
         defaults are the benchmark's (16 and 5)."""
         if channels < 1 or cells_per_stage < 1:
-            raise ValueError(
+            raise ArgumentError(
                 f"nb201: channels and cells_per_stage must be >= 1, got {channels}, {cells_per_stage}"
             )
         super().__init__("nb201", _cell_decisions(self.ops))
@@ -71,17 +72,17 @@ class NB201Space(SearchSpace):
 
     def from_str(self, text: str) -> Arch:
         if not isinstance(text, str):
-            raise TypeError(f"nb201: expected an architecture string, got {type(text).__name__}")
+            raise ArgumentTypeError(f"nb201: expected an architecture string, got {type(text).__name__}")
         groups = text.strip().split("+")
         if len(groups) != 3:
-            raise ValueError(f"nb201: malformed string {text!r}: expected 3 '+'-separated nodes")
+            raise ArgumentError(f"nb201: malformed string {text!r}: expected 3 '+'-separated nodes")
         arch: list[int] = []
         for dst, group in enumerate(groups, start=1):
             if not (group.startswith("|") and group.endswith("|")):
-                raise ValueError(f"nb201: malformed node {group!r} in {text!r}")
+                raise ArgumentError(f"nb201: malformed node {group!r} in {text!r}")
             tokens = group[1:-1].split("|")
             if len(tokens) != dst:
-                raise ValueError(
+                raise ArgumentError(
                     f"nb201: node {dst} needs {dst} inputs, got {len(tokens)} in {text!r}"
                 )
             for src, token in enumerate(tokens):
@@ -95,11 +96,11 @@ class NB201Space(SearchSpace):
     def _parse_token(self, token: str, src: int, edge: int, text: str) -> int:
         match = self._TOKEN.match(token)
         if not match or int(match["src"]) != src:
-            raise ValueError(f"nb201: expected '<op>~{src}', got {token!r} in {text!r}")
+            raise ArgumentError(f"nb201: expected '<op>~{src}', got {token!r} in {text!r}")
         try:
             return self.choice_index(self.decisions[edge], match["op"])
         except ValueError as exc:
-            raise ValueError(f"nb201: {exc} (in {text!r})") from None
+            raise ArgumentError(f"nb201: {exc} (in {text!r})") from None
 
     def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:
         """The benchmark's network: 16-channel stem, 3 stages x 5 cells, residual reductions."""
@@ -130,7 +131,7 @@ class TransNASMicroSpace(SearchSpace):
 
     def __init__(self, macro: str = "64-41414") -> None:
         if not re.fullmatch(r"\d+-[1-4]+", macro):
-            raise ValueError(f"transnas_micro: macro must look like '64-41414', got {macro!r}")
+            raise ArgumentError(f"transnas_micro: macro must look like '64-41414', got {macro!r}")
         super().__init__("transnas_micro", _cell_decisions(self.ops))
         self.macro = macro
 
@@ -140,14 +141,14 @@ class TransNASMicroSpace(SearchSpace):
 
     def from_str(self, text: str) -> Arch:
         if not isinstance(text, str):
-            raise TypeError(f"transnas_micro: expected a string, got {type(text).__name__}")
+            raise ArgumentTypeError(f"transnas_micro: expected a string, got {type(text).__name__}")
         match = re.fullmatch(r"(?P<macro>\d+-\d+)-(?P<a>\d)_(?P<b>\d\d)_(?P<c>\d\d\d)", text.strip())
         if not match:
-            raise ValueError(
+            raise ArgumentError(
                 f"transnas_micro: malformed string {text!r}; expected e.g. '{self.macro}-3_13_333'"
             )
         if match["macro"] != self.macro:
-            raise ValueError(
+            raise ArgumentError(
                 f"transnas_micro: macro {match['macro']!r} in {text!r} differs from the "
                 f"space's {self.macro!r}"
             )

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from raynas.errors import ArgumentError
+
 
 @dataclass(frozen=True)
 class Cost:
@@ -147,7 +149,7 @@ class LinearCostModel:
             real = space.cost(arch, **shape)
             predicted = self._predict([arch])[0]
             if not np.allclose(predicted, [real.params, real.flops], rtol=1e-9, atol=1e-9):
-                raise ValueError(f"{space.name}: costs are not additive over decisions")
+                raise ArgumentError(f"{space.name}: costs are not additive over decisions")
 
     def _predict(self, archs) -> np.ndarray:
         encoded = np.stack([self.space.encode(a) for a in archs]).astype(np.float64)
@@ -172,7 +174,7 @@ class LinearCostModel:
         """
         column = {"params": 0, "flops": 1}.get(metric)
         if column is None:
-            raise ValueError(f"metric must be 'params' or 'flops', got {metric!r}")
+            raise ArgumentError(f"metric must be 'params' or 'flops', got {metric!r}")
         total, offset = self._base[column], 0
         for k in self.space.num_choices:
             total += max(0.0, self._deltas[offset : offset + k, column].max())

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from raynas.errors import ArgumentError
 from raynas.spaces.base import Decision, SearchSpace
 
 _RESERVED = set("|=")
@@ -35,16 +36,16 @@ class CustomSpace(SearchSpace):
 
     def __init__(self, name: str, decisions: Mapping[str, Sequence[Any]]) -> None:
         if not isinstance(decisions, Mapping) or not decisions:
-            raise ValueError(f"custom space {name!r}: 'decisions' must be a non-empty mapping")
+            raise ArgumentError(f"custom space {name!r}: 'decisions' must be a non-empty mapping")
         built = []
         for key, choices in decisions.items():
             if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
-                raise ValueError(
+                raise ArgumentError(
                     f"custom space {name!r}: choices of {key!r} must be a list, got {choices!r}"
                 )
             for text in [str(key), *map(str, choices)]:
                 if not text or _RESERVED & set(text):
-                    raise ValueError(
+                    raise ArgumentError(
                         f"custom space {name!r}: {text!r} is empty or contains '|' or '='"
                     )
             built.append(Decision(str(key), tuple(str(c) for c in choices)))
@@ -54,7 +55,7 @@ class CustomSpace(SearchSpace):
     def from_dict(cls, spec: Mapping[str, Any]) -> CustomSpace:
         """Build from ``{"name": ..., "decisions": {name: [choices]}}``."""
         if not isinstance(spec, Mapping) or "decisions" not in spec:
-            raise ValueError(f"a custom space spec needs a 'decisions' mapping, got {spec!r}")
+            raise ArgumentError(f"a custom space spec needs a 'decisions' mapping, got {spec!r}")
         return cls(str(spec.get("name", "custom")), spec["decisions"])
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from raynas.errors import ArgumentError, ArgumentTypeError
 from raynas.spaces.base import Decision, SearchSpace
 from raynas.types import Arch
 
@@ -50,7 +51,7 @@ class DARTSSpace(SearchSpace):
 
     def __init__(self, channels: int = 16, layers: int = 8) -> None:
         if layers < 3:
-            raise ValueError(f"darts: layers must be >= 3 (two reduction cells), got {layers}")
+            raise ArgumentError(f"darts: layers must be >= 3 (two reduction cells), got {layers}")
         decisions = [
             Decision(f"{cell}_{dst}<-{src}", self.ops)
             for cell in CELL_TYPES
@@ -74,26 +75,26 @@ class DARTSSpace(SearchSpace):
 
     def from_str(self, text: str) -> Arch:
         if not isinstance(text, str):
-            raise TypeError(f"darts: expected an architecture string, got {type(text).__name__}")
+            raise ArgumentTypeError(f"darts: expected an architecture string, got {type(text).__name__}")
         cells = text.strip().split(";")
         if len(cells) != 2:
-            raise ValueError(f"darts: malformed string {text!r}: expected 'normal:...;reduce:...'")
+            raise ArgumentError(f"darts: malformed string {text!r}: expected 'normal:...;reduce:...'")
         arch: list[int] = []
         for cell, part in zip(CELL_TYPES, cells):
             prefix = f"{cell}:"
             if not part.startswith(prefix):
-                raise ValueError(f"darts: expected {prefix!r} at {part[:12]!r} in {text!r}")
+                raise ArgumentError(f"darts: expected {prefix!r} at {part[:12]!r} in {text!r}")
             groups = part[len(prefix) :].split("+")
             if len(groups) != 4:
-                raise ValueError(f"darts: {cell} cell needs 4 nodes, got {len(groups)}")
+                raise ArgumentError(f"darts: {cell} cell needs 4 nodes, got {len(groups)}")
             for dst, group in enumerate(groups, start=2):
                 tokens = group.strip("|").split("|")
                 if not (group.startswith("|") and group.endswith("|")) or len(tokens) != dst:
-                    raise ValueError(f"darts: node {dst} needs {dst} inputs, got {group!r}")
+                    raise ArgumentError(f"darts: node {dst} needs {dst} inputs, got {group!r}")
                 for src, token in enumerate(tokens):
                     match = re.fullmatch(r"([a-z0-9_]+)~(\d+)", token)
                     if not match or int(match[2]) != src:
-                        raise ValueError(f"darts: expected '<op>~{src}', got {token!r}")
+                        raise ArgumentError(f"darts: expected '<op>~{src}', got {token!r}")
                     arch.append(self.choice_index(self.decisions[len(arch)], match[1]))
         return self.validate(arch)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from raynas.errors import ArgumentError
+
 
 class ReLUConvBN(nn.Sequential):
     """ReLU -> Conv2d (no bias) -> BatchNorm2d."""
@@ -41,7 +43,7 @@ class FactorizedReduce(nn.Module):
     def __init__(self, c_in: int, c_out: int) -> None:
         super().__init__()
         if c_out % 2:
-            raise ValueError(f"FactorizedReduce needs an even c_out, got {c_out}")
+            raise ArgumentError(f"FactorizedReduce needs an even c_out, got {c_out}")
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
@@ -119,7 +121,7 @@ def make_op(name: str, c: int, stride: int = 1) -> nn.Module:
     if name in ("dil_conv_3x3", "dil_conv_5x5"):
         k = int(name[-1])
         return DilConv(c, c, k, stride, k - 1, 2)
-    raise ValueError(f"unknown op {name!r}")
+    raise ArgumentError(f"unknown op {name!r}")
 
 
 class DAGCell(nn.Module):

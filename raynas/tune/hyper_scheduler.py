@@ -35,6 +35,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from raynas.benchmarks.curves import NoisyQuadratic, fixed_curve
+from raynas.errors import ArgumentError
 from raynas.tune.trainable import SCHEDULED_KEY
 
 if TYPE_CHECKING:
@@ -74,9 +75,9 @@ class HyperScheduler(FIFOScheduler):
                  sample: bool = False, seed: int = 0, log_path: str | Path | None = None) -> None:
         super().__init__()
         if epochs < 1 or interval < 1:
-            raise ValueError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
+            raise ArgumentError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
         if explore is not None and reference is None:
-            raise ValueError("recording episodes (explore) needs a reference schedule")
+            raise ArgumentError("recording episodes (explore) needs a reference schedule")
         self.controller, self.epochs, self.interval = controller, epochs, interval
         self.explore, self.reference, self.sample = explore, reference, sample
         self.seed = seed

@@ -7,6 +7,8 @@ import os
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from raynas.errors import ArgumentError
+
 if TYPE_CHECKING:
     from raynas.evaluators import TrainingEvaluator
     from raynas.tracking.mlflow import TrialTracking
@@ -99,9 +101,9 @@ def make_trainable(
     from ray import tune
 
     if cpus <= 0 or gpus < 0:
-        raise ValueError(f"need cpus > 0 and gpus >= 0 per trial, got {cpus} and {gpus}")
+        raise ArgumentError(f"need cpus > 0 and gpus >= 0 per trial, got {cpus} and {gpus}")
     if checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        raise ArgumentError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     trainable = tune.with_parameters(
         train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every,
         tracking=tracking,
