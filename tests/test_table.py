@@ -22,6 +22,10 @@ def test_shared_table_facts(nb201_table):
     assert len(nb201_table) == 15625
     assert nb201_table.datasets == ["cifar10", "cifar100", "imagenet16_120"]
     assert nb201_table.metrics("cifar10") == ["valid_acc", "test_acc"]
+    # cost columns are not metrics: per dataset (train_time, latency) and table-wide (params)
+    assert nb201_table.costs("cifar10") == ["train_time", "latency", "params"]
+    assert nb201_table.column("cifar100", "train_time")[0] == pytest.approx(173.306)
+    assert nb201_table.column("cifar100", "params")[0] == pytest.approx(0.129306)
     for dataset, best, floor in [
         ("cifar10", 89.16, 0.13), ("cifar100", 61.18, 0.14), ("imagenet16_120", 38.27, 0.00)
     ]:

@@ -2,9 +2,12 @@
 
 Any Parquet or CSV file of that shape loads, e.g. the NAS-Bench-201 table with
 ``cifar10_valid_acc``, ``cifar10_test_acc``, ``imagenet16_120_valid_acc``...
-Other columns (``arch_index``) are kept out of the metrics. Loading validates the
-table and raises :class:`~raynas.errors.TableError` naming the column or row at
-fault. Nothing is ever unpickled.
+*Cost columns* are per-architecture costs, not metrics: per dataset
+(``<dataset>_train_time``, ``<dataset>_latency``) or table-wide (``params``, ``flops``);
+see :meth:`BenchmarkTable.costs`. Other columns (``arch_index``) are kept out. Loading
+validates the table and raises :class:`~raynas.errors.TableError` naming the column or
+row at fault (a missing, NaN or infinite value included). Tables are Parquet or CSV:
+nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from raynas.errors import TableError, unknown_name
+from raynas.errors import ArgumentError, TableError, unknown_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -24,6 +27,10 @@ if TYPE_CHECKING:
     from raynas.spaces import SearchSpace
 
 SPLITS = ("train", "valid", "test")
+DATASET_COSTS = ("train_time", "latency")
+"""Per-dataset cost columns: ``<dataset>_train_time`` (seconds of training), ``<dataset>_latency``."""
+TABLE_COSTS = ("params", "flops")
+"""Table-wide cost columns."""
 _METRIC_COLUMN = re.compile(r"^(?P<dataset>.+?)_(?P<split>train|valid|test)_(?P<metric>\w+)$")
 
 
@@ -75,6 +82,13 @@ class BenchmarkTable:
         self._row_of = {arch: row for row, arch in enumerate(self.archs)}
         self._values = {c.column: self._metric_values(data, c.column) for c in self._columns}
         self.datasets: list[str] = list(dict.fromkeys(c.dataset for c in self._columns))
+        self._costs: dict[str, str] = {}  # "<dataset>_<cost>" or "<cost>" -> column
+        for name in data.column_names:
+            per_dataset = any(name == f"{d}_{c}" for d in self.datasets for c in DATASET_COSTS)
+            if per_dataset or name in TABLE_COSTS:
+                self._numeric(data, name)
+                self._values[name] = self._metric_values(data, name)
+                self._costs[name] = name
 
     # --------------------------------------------------------------- loading
     @classmethod
@@ -114,19 +128,24 @@ class BenchmarkTable:
             raise TableError(
                 f"{self._where()}: missing the 'arch_str' column; columns are {data.column_names}"
             )
-        columns = [c for c in map(parse_metric_column, data.column_names) if c is not None]
+        columns = [c for c in map(parse_metric_column, data.column_names)
+                   if c is not None and c.key not in DATASET_COSTS]
         if not columns:
             raise TableError(
                 f"{self._where()}: no metric columns named '<dataset>_<split>_<metric>' "
                 f"(split one of {SPLITS}); columns are {data.column_names}"
             )
-        import pyarrow.types as pat
 
         for c in columns:
-            dtype = data.schema.field(c.column).type
-            if not (pat.is_integer(dtype) or pat.is_floating(dtype)):
-                raise TableError(f"{self._where()}: metric column {c.column!r} is {dtype}, not numeric")
+            self._numeric(data, c.column)
         return columns
+
+    def _numeric(self, data: pa.Table, column: str) -> None:
+        import pyarrow.types as pat
+
+        dtype = data.schema.field(column).type
+        if not (pat.is_integer(dtype) or pat.is_floating(dtype)):
+            raise TableError(f"{self._where()}: column {column!r} is {dtype}, not numeric")
 
     def _parse_archs(self, data: pa.Table) -> list[tuple[int, ...]]:
         strings = data.column("arch_str").to_pylist()
@@ -151,12 +170,12 @@ class BenchmarkTable:
 
     def _metric_values(self, data: pa.Table, column: str) -> np.ndarray:
         values = data.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
-        bad = np.flatnonzero(np.isnan(values))
-        if bad.size:
-            rows = ", ".join(map(str, bad[:5])) + (" ..." if bad.size > 5 else "")
-            raise TableError(
-                f"{self._where()}: column {column!r} has {bad.size} missing/NaN value(s), rows {rows}"
-            )
+        for bad, what in ((np.flatnonzero(np.isnan(values)), "missing/NaN"),
+                          (np.flatnonzero(np.isinf(values)), "infinite")):
+            if bad.size:
+                rows = ", ".join(map(str, bad[:5])) + (" ..." if bad.size > 5 else "")
+                raise TableError(f"{self._where()}: column {column!r} has {bad.size} {what} "
+                                 f"value(s), rows {rows}")
         return values
 
     # --------------------------------------------------------------- queries
@@ -174,12 +193,23 @@ class BenchmarkTable:
         self.check_dataset(dataset)
         return [c.key for c in self._columns if c.dataset == dataset]
 
+    def costs(self, dataset: str) -> list[str]:
+        """The cost columns the table has for ``dataset``: per dataset (``train_time``,
+        ``latency``) then table-wide (``params``, ``flops``), by their short names."""
+        self.check_dataset(dataset)
+        return [c for c in DATASET_COSTS if f"{dataset}_{c}" in self._costs] + [
+            c for c in TABLE_COSTS if c in self._costs]
+
     def column(self, dataset: str, key: str) -> np.ndarray:
-        """Values of ``<dataset>_<key>`` for every row (read-only)."""
+        """Values of the metric ``<dataset>_<key>`` or of the cost ``key`` for ``dataset``
+        (``<dataset>_<key>``, else the table-wide ``key``), for every row (read-only)."""
         name = f"{self.check_dataset(dataset)}_{key}"
-        if name not in self._values:
-            raise unknown_name(f"metric of {dataset!r}", key, self.metrics(dataset))
-        return self._values[name]
+        if name in self._values:
+            return self._values[name]
+        if key in self._costs:
+            return self._values[key]
+        raise unknown_name(f"metric or cost of {dataset!r}", key,
+                           self.metrics(dataset) + self.costs(dataset))
 
     def row(self, arch: tuple[int, ...]) -> int | None:
         """Row index of ``arch``, or ``None`` if the table lacks it."""
@@ -189,5 +219,5 @@ class BenchmarkTable:
         """Best value of ``<dataset>_<key>``: the highest, or the lowest for ``mode="min"``."""
         values = self.column(dataset, key)
         if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+            raise ArgumentError(f"mode must be 'max' or 'min', got {mode!r}")
         return float(values.max() if mode == "max" else values.min())

@@ -20,18 +20,20 @@ class TabularEvaluator:
     The protocol is the benchmark's: search on ``valid_acc``, report ``test_acc``
     of the incumbent (the best architecture so far by validation accuracy).
     Each result carries every metric the table has for the dataset, named
-    ``<split>_<metric>`` (``valid_acc``, ``test_acc``, ...).
+    ``<split>_<metric>`` (``valid_acc``, ``test_acc``, ...), and its cost columns
+    (``train_time``, ``latency``, ``params``; see :meth:`BenchmarkTable.costs`).
 
     Args:
         table: The benchmark table.
         dataset: Which of the table's datasets to evaluate on.
         search_metric: Metric the search optimises (default ``valid_acc``).
         report_metric: Metric reported for the incumbent (default ``test_acc``).
-        cost_metric: Optional ``<split>_<metric>`` column holding simulated
+        cost_metric: Optional cost column (``train_time``) or metric holding simulated
             training seconds, used as each result's cost.
         cost_model: Optional :class:`~raynas.spaces.cost.LinearCostModel`; each
-            result then also holds the network's ``params`` and ``flops``, so
-            multi-objective searches (accuracy vs size) run on the table.
+            result then holds the network's ``params`` and ``flops`` from it (in place
+            of the table's own), so multi-objective searches (accuracy vs size) run on
+            the table.
 
     Example:
         >>> evaluator = TabularEvaluator(table, "cifar10")               # doctest: +SKIP
@@ -57,11 +59,12 @@ class TabularEvaluator:
         self.search_metric = search_metric
         self.report_metric = report_metric
         self.cost_metric = cost_metric
-        self._keys = keys
-        self._columns = [table.column(dataset, key) for key in keys]
+        modelled = ("params", "flops") if cost_model is not None else ()
+        self._keys = [*keys, *(c for c in table.costs(dataset) if c not in modelled)]
+        self._columns = [table.column(dataset, key) for key in self._keys]
         self._cost = table.column(dataset, cost_metric) if cost_metric else None
         if cost_model is not None:
-            self._keys = [*keys, "params", "flops"]
+            self._keys = [*self._keys, "params", "flops"]
             self._columns = [
                 *self._columns, cost_model.params(table.archs), cost_model.flops(table.archs)
             ]
