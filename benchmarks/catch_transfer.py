@@ -21,7 +21,7 @@ from pathlib import Path
 
 from raynas.bench import BenchConfig, run_bench
 from raynas.bench.report import regret_at
-from raynas.bench.runner import meta_checkpoint
+from raynas.bench.store import meta_checkpoint
 from raynas.policies.catch import read_checkpoint
 
 PEERS = ("random", "rea", "ls", "tpe")

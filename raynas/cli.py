@@ -5,7 +5,10 @@
 * ``raynas report DIR [--sync]`` — rebuild a search's summary and plots; send pending
   MLflow records. ``raynas report --compare DIR1 DIR2 ...`` overlays searches.
 
-User mistakes print one ``raynas: error: ...`` line and exit with status 2.
+Exit status: 0 on success; 2 for a user mistake (one ``raynas: error: ...`` line); 3
+when a search ran but no evaluation succeeded; 4 when it could not start (Ray cluster,
+resources, an output folder it cannot write); 130 when interrupted (the line says how
+to resume). Errors raynas does not expect are bugs: they keep their traceback (status 1).
 """
 
 from __future__ import annotations
@@ -20,7 +23,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from raynas import __version__
-from raynas.errors import RaynasError
+from raynas.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_SUCCESS,
+    EXIT_STARTUP,
+    ArgumentError,
+    RaynasError,
+    SearchInterrupted,
+    WriteError,
+)
+
+# Errors of the file system that name a path and are the machine's state, not a bug:
+# permission denied, read-only file system, no space left, quota exceeded, file too large.
+_DISK_ERRNOS = frozenset({1, 13, 27, 28, 30, 122})
 
 DEFAULT_TABLE_ENV = "RAYNAS_NB201_TABLE"
 
@@ -65,9 +80,9 @@ def _policy_kwargs(text: str | None) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"--policy-kwargs is not valid JSON: {exc}") from None
+        raise ArgumentError(f"--policy-kwargs is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise ValueError("--policy-kwargs must be a JSON object")
+        raise ArgumentError("--policy-kwargs must be a JSON object")
     return value
 
 
@@ -128,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", type=Path, default=None, metavar="DIR",
                         help="continue the search in DIR with its saved config")
     search.add_argument("--quiet", action="store_true", help="no live progress table")
+    search.add_argument("--address", default=None,
+                        help="Ray cluster for training trials: 'auto' (the one running on this "
+                             "machine), host:port or ray://host:port; default: $RAY_ADDRESS, "
+                             "else a new local instance (never a cluster that merely runs here)")
+    search.add_argument("--trust-folder", action="store_true",
+                        help="resume even if Tune's files in the folder are not signed by this "
+                             "machine's raynas key (Tune unpickles them: only for folders you "
+                             "trust)")
 
     report = sub.add_parser("report", help="rebuild a search folder's summary.md and plots, "
                                            "or compare searches")
@@ -145,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _need_table(args: argparse.Namespace) -> Path:
     if args.benchmark is None:
-        raise ValueError(f"no benchmark table: pass --benchmark or set ${DEFAULT_TABLE_ENV}")
+        raise ArgumentError(f"no benchmark table: pass --benchmark or set ${DEFAULT_TABLE_ENV}")
     return args.benchmark
 
 
@@ -178,11 +201,10 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     options = _policy_kwargs(args.policy_kwargs)
     tasks = table_tasks(_need_table(args), args.tasks, space=args.space,
                         search_metric=args.search_metric, report_metric=args.report_metric)
+    from raynas.cluster import connect
+
     hook = _mlflow_hook(args.mlflow, args, options) if args.mlflow else None
-    if args.address:
-        ray.init(address=args.address, logging_level=logging.WARNING)
-    else:
-        ray.init(num_cpus=args.num_cpus, include_dashboard=False, logging_level=logging.WARNING)
+    connect(args.address, args.num_cpus)
     try:
         meta_train(get_space(args.space), tasks, iterations=args.iterations,
                    queries=args.queries, steps=args.steps, seed=args.seed, out=args.out,
@@ -218,14 +240,22 @@ def cmd_search(args: argparse.Namespace) -> int:
     from raynas import config as cfg
     from raynas.driver import describe, run_search
 
+    options = {"verbose": 0 if args.quiet else 1, "address": args.address,
+               "trust_folder": args.trust_folder}
     if args.resume is not None:
         if args.config is not None or args.out is not None:
-            raise ValueError("--resume DIR continues the search in DIR: give no config or --out")
-        summary = run_search(None, args.resume, resume=True, verbose=0 if args.quiet else 1)
+            raise ArgumentError("--resume DIR continues the search in DIR: give no config or --out")
+        args.out = args.resume
+        summary = run_search(None, args.resume, resume=True, **options)
     else:
-        out = args.out or Path("raynas-results") / time.strftime("search-%Y%m%d-%H%M%S")
-        summary = run_search(cfg.load(args.config), out, verbose=0 if args.quiet else 1)
+        if args.trust_folder:
+            raise ArgumentError("--trust-folder is for --resume DIR: a new search trusts nothing")
+        args.out = args.out or Path("raynas-results") / time.strftime("search-%Y%m%d-%H%M%S")
+        summary = run_search(cfg.load(args.config), args.out, **options)
     print("\n".join(describe(summary)))
+    if summary.best_arch is None:
+        print(f"raynas: error: {summary.failure or 'no evaluation succeeded'}", file=sys.stderr)
+        return EXIT_NO_SUCCESS
     return 0
 
 
@@ -240,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
     if args.folder is None:
-        raise ValueError("give a search folder, or --compare DIR1 DIR2 ...")
+        raise ArgumentError("give a search folder, or --compare DIR1 DIR2 ...")
     for path in write_report(args.folder):
         print(f"wrote {path}")
     if args.sync:
@@ -259,18 +289,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    commands = {"bench": cmd_bench, "search": cmd_search, "report": cmd_report,
-                "meta-train": cmd_meta_train}
     try:
-        return commands[args.command](args)
-    except (RaynasError, ValueError, TypeError, FileNotFoundError) as exc:
+        return COMMANDS[args.command](args)
+    except SearchInterrupted as exc:
+        print(f"raynas: interrupted: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except RaynasError as exc:
         if args.verbose:
             raise
-        print(f"raynas: error: {exc}", file=sys.stderr)
-        return 2
+        hint = _keep_hint(args) if isinstance(exc, WriteError) else ""
+        print(f"raynas: error: {exc}{hint}", file=sys.stderr)
+        return exc.exit_status
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRNOS or args.verbose:
+            raise
+        what = f"cannot write {exc.filename}" if exc.filename else "a write failed"
+        print(f"raynas: error: {what}: {exc.strerror or exc}{_keep_hint(args)}", file=sys.stderr)
+        return EXIT_STARTUP
     except KeyboardInterrupt:
-        print("raynas: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+        print(f"raynas: interrupted{_keep_hint(args)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+COMMANDS = {"bench": cmd_bench, "search": cmd_search, "report": cmd_report,
+            "meta-train": cmd_meta_train}
+
+
+def _keep_hint(args: argparse.Namespace) -> str:
+    """How to go on after a search stopped half-way: what is kept and the command."""
+    if args.command == "search" and getattr(args, "out", None) is not None:
+        return (f"; what finished is saved in {args.out}; continue with: raynas search "
+                f"--resume {args.out}")
+    if args.command == "bench":
+        return (f"; finished searches are kept in {args.out}/runs; rerun the same command to "
+                "compute only the missing ones")
+    return ""
 
 
 if __name__ == "__main__":

@@ -19,11 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raynas.errors import RaynasError
-
-
-class ConfigError(RaynasError, ValueError):
-    """A configuration file or value is invalid; the message names the key."""
+from raynas.errors import ConfigError  # noqa: F401 - raynas.config.ConfigError stays importable
 
 
 @dataclass(frozen=True)
@@ -353,7 +349,14 @@ def from_dict(data: dict[str, Any] | None) -> SearchConfig:
 
 
 def load(path: str | Path | None) -> SearchConfig:
-    """Read and validate a YAML config; ``None`` gives the embedded default."""
+    """Read and validate a YAML config; ``None`` gives the embedded default.
+
+    Relative file paths in the config (``evaluator.path``, ``resources.hyper_controller``,
+    a local ``resources.storage_path``, ``policy.checkpoint``) are relative to the config
+    file's folder, not to the current directory; they are stored absolute, so the
+    ``config.yaml`` a search saves resumes from anywhere. An empty file is an error: the
+    embedded default runs with no config at all.
+    """
     import yaml
 
     if path is None:
@@ -365,11 +368,49 @@ def load(path: str | Path | None) -> SearchConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return from_dict(data)
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc}") from None
+    if data is None:
+        raise ConfigError(f"{path}: the config is empty; to run the embedded default search, "
+                          "run `raynas search` with no config file (examples/ has configs to "
+                          "start from)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (space, policy, evaluator, "
+                          f"...), got {type(data).__name__}")
+    return resolve_paths(from_dict(data), path.resolve().parent)
+
+
+def _is_uri(text: str) -> bool:
+    return "://" in text
+
+
+def resolve_paths(config: SearchConfig, base: Path) -> SearchConfig:
+    """``config`` with its relative file paths made absolute against ``base`` (``~``
+    expanded); URIs (``s3://...``) are left alone."""
+
+    def absolute(value: str | None) -> str | None:
+        if value is None or _is_uri(value):
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base / path).resolve())
+
+    ev, res = config.evaluator, config.resources
+    options = dict(config.policy.options)
+    if isinstance(options.get("checkpoint"), str):
+        options["checkpoint"] = absolute(options["checkpoint"])
+    return dataclasses.replace(
+        config,
+        evaluator=dataclasses.replace(ev, path=absolute(ev.path)),
+        resources=dataclasses.replace(res, hyper_controller=absolute(res.hyper_controller),
+                                      storage_path=absolute(res.storage_path)),
+        policy=dataclasses.replace(config.policy, options=options),
+    )
 
 
 def dump(config: SearchConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (what ``--resume`` reads back)."""
     import yaml
 
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from raynas.files import write_text
+
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from raynas import config as cfg
 from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
-from raynas.errors import CheckpointError
+from raynas.errors import CheckpointError, SearchInterrupted, StartupError
+from raynas.files import write_text
 from raynas.front_report import save_front
 from raynas.report import write_report
 from raynas.search.callbacks import Callback
+from raynas.search.search import HISTORY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +40,18 @@ CONFIG_FILE = "config.yaml"
 
 @dataclass(frozen=True)
 class SearchSummary:
-    """The outcome of :func:`run_search`."""
+    """The outcome of :func:`run_search`.
+
+    Attributes:
+        failure: Why no architecture is best (every evaluation failed), else ``None``.
+    """
 
     out_dir: Path
     best_arch: str | None
     best_metrics: dict[str, float]
     evaluations: int
     model_file: Path | None
+    failure: str | None = None
 
 
 def build_space(config: cfg.SearchConfig):
@@ -54,10 +62,22 @@ def build_space(config: cfg.SearchConfig):
 
 
 def run_search(
-    config: cfg.SearchConfig | None, out_dir: str | Path, resume: bool = False, verbose: int = 1
+    config: cfg.SearchConfig | None, out_dir: str | Path, resume: bool = False, verbose: int = 1,
+    *, address: str | None = None, trust_folder: bool = False,
 ) -> SearchSummary:
     """Run ``config`` into ``out_dir``; with ``resume``, continue the search found there
-    (its saved ``config.yaml`` wins)."""
+    (its saved ``config.yaml`` wins).
+
+    ``config.yaml`` is written only once the search has started (everything built, the
+    Ray cluster up), so a search that fails to start leaves nothing a corrected rerun
+    trips over. ``address`` picks the Ray cluster of training trials
+    (:func:`raynas.cluster.connect`); ``trust_folder`` resumes a training search whose
+    Tune files are not signed by this machine (:mod:`raynas.tune.trust`).
+
+    Raises:
+        SearchInterrupted: Ctrl+C / SIGINT; the state is saved, ``resume=True`` continues.
+        StartupError: The output folder cannot be written, or Ray cannot start.
+    """
     out_dir = Path(out_dir).resolve()
     saved = out_dir / CONFIG_FILE
     if resume:
@@ -70,13 +90,37 @@ def run_search(
             "another --out"
         )
     config = config or cfg.from_dict({})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    cfg.dump(config, saved)
-    if config.evaluator.kind == "tabular":
-        return _run_tabular(config, out_dir, resume)
-    if config.evaluator.kind == "supernet":
-        return _run_supernet(config, out_dir, resume)
-    return _run_training(config, out_dir, verbose)
+    prepare_folder(out_dir)
+
+    def started() -> None:
+        if not resume:
+            cfg.dump(config, saved)
+
+    run = {"tabular": _run_tabular, "supernet": _run_supernet,
+           "training": _run_training}[config.evaluator.kind]
+    try:
+        return run(config, out_dir, resume, started=started, verbose=verbose, address=address,
+                   trust_folder=trust_folder)
+    except KeyboardInterrupt:
+        history = out_dir / HISTORY_FILE
+        kept = "what finished is saved" if history.is_file() else "nothing had finished yet"
+        raise SearchInterrupted(f"{kept} in {out_dir}; continue with: raynas search --resume "
+                                f"{out_dir}", out_dir) from None
+    except SearchInterrupted as exc:
+        raise SearchInterrupted(f"{exc}; continue with: raynas search --resume {out_dir}",
+                                out_dir, exc.done) from None
+
+
+def prepare_folder(out_dir: Path) -> None:
+    """Create ``out_dir`` and check it can be written, before anything is started."""
+    probe = out_dir / f".raynas-write-test-{os.getpid()}"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(f"cannot write the results folder {out_dir}: "
+                           f"{exc.strerror or exc}") from None
 
 
 def build_policy(config: cfg.SearchConfig, space):
@@ -148,11 +192,12 @@ def _table_shape(config: cfg.SearchConfig) -> tuple[int, int]:
 def _write_best(out_dir: Path, arch: str | None, metrics: dict[str, float]) -> None:
     best = out_dir / "best"
     best.mkdir(exist_ok=True)
-    (best / "arch.txt").write_text(f"{arch}\n")
-    (best / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_text(best / "arch.txt", f"{arch}\n")
+    write_text(best / "metrics.json", json.dumps(metrics, indent=1))
 
 
-def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> SearchSummary:
+def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
+                 **_: object) -> SearchSummary:
     from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
     from raynas.search import Budget, Search
@@ -181,10 +226,12 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Searc
         table.space, build_policy(config, table.space), evaluator,
         Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
     )
+    started()
     result = search.run(resume=resume)
     _write_best(out_dir, result.incumbent, result.incumbent_metrics)
     write_report(out_dir)
-    return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None)
+    return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None,
+                         failure_reason(result.history))
 
 
 SUPERNET_FILE = "supernet.pt"
@@ -200,7 +247,8 @@ class _SaveSupernet(Callback):
         self.evaluator.save(self.path)
 
 
-def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> SearchSummary:
+def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
+                  **_: object) -> SearchSummary:
     from raynas.data import load_dataset
     from raynas.evaluators.supernet import SupernetEvaluator
     from raynas.search import Budget, Search
@@ -228,6 +276,7 @@ def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Sear
     search = Search(space, build_policy(config, space), evaluator,
                     Budget(max_queries=config.budget), out_dir=out_dir, progress=True,
                     callbacks=callbacks)
+    started()
     result = search.run(resume=resume)
     metrics, model_file = dict(result.incumbent_metrics), None
     if ev.retrain and result.incumbent is not None:
@@ -244,7 +293,20 @@ def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool) -> Sear
         for path in (best / "arch.txt", best / "metrics.json", model_file):
             if path is not None and path.exists():
                 tracker.mlflow.log_artifact(tracker.run_id, path)
-    return SearchSummary(out_dir, result.incumbent, metrics, result.queries, model_file)
+    return SearchSummary(out_dir, result.incumbent, metrics, result.queries, model_file,
+                         failure_reason(result.history))
+
+
+def failure_reason(history) -> str | None:
+    """Why a search has no best architecture (``None`` if it has one): how many
+    evaluations failed, and the first error."""
+    rows = [r for r in history.to_pylist() if not r["cached"]]
+    if any(r["status"] == "ok" for r in rows):
+        return None
+    if not rows:
+        return "no architecture was evaluated"
+    return (f"no evaluation succeeded: all {len(rows)} failed; the first error: "
+            f"{(rows[0]['error'] or 'unknown')[:300]}")
 
 
 def _retrain(config: cfg.SearchConfig, space, data, arch: str, folder: Path):
@@ -292,9 +354,13 @@ def build_tune_settings(config: cfg.SearchConfig):
     )
 
 
-def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> SearchSummary:
+def _run_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
+                   verbose: int = 1, address: str | None = None, trust_folder: bool = False,
+                   ) -> SearchSummary:
+    from raynas.cluster import connect
     from raynas.tune import run_tune
 
+    connect(address)
     space = build_space(config)
     evaluator = build_evaluator(config, space)
     settings = build_tune_settings(config)
@@ -313,7 +379,8 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
         trial_tracking = TrialTracking(logger_.tracking_uri, logger_.experiment,
                                        tracker.ensure_parent(), str(out_dir / EXPERIMENT))
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
-                   callbacks=[tracker] if tracker else None, trial_tracking=trial_tracking)
+                   callbacks=[tracker] if tracker else None, trial_tracking=trial_tracking,
+                   resume=resume, trust_folder=trust_folder, on_start=started)
     table = run.history.to_arrow()
     register = tracker is not None and config.tracking.register_model
     ok = [r for r in table.to_pylist() if r["status"] == "ok"]
@@ -334,7 +401,8 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, verbose: int) -> Sear
                         best_dir / "metrics.json", best_dir / "model.onnx"],
                        model_dir=best_dir / MLFLOW_MODEL_DIR if register and model_file else None,
                        registered_name=name)
-    return SearchSummary(out_dir, best, metrics, table.num_rows, model_file)
+    return SearchSummary(out_dir, best, metrics, table.num_rows, model_file,
+                         failure_reason(table))
 
 
 def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, front=None):

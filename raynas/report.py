@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
+from raynas.files import write_text
 from raynas.front_report import (
     FrontSpec,
     front_hypervolume,
@@ -64,7 +65,7 @@ def write_report(out_dir: str | Path) -> list[Path]:
         lines += ["", "## Pareto front", "", *front_lines(history, spec, true_front)]
         written += write_front_files(history, spec, out_dir, true_front)
     summary = out_dir / "summary.md"
-    summary.write_text("\n".join(lines) + "\n")
+    write_text(summary, "\n".join(lines) + "\n")
     plot = out_dir / "progress.png"
     write_progress_plot(history, search_metric, report_metric, plot, spec)
     return [summary, plot, *written]

@@ -12,6 +12,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from raynas.data import load_digits
+from raynas.errors import StartupError
 from raynas.evaluators import TrainingEvaluator
 from raynas.policies import make_policy
 from raynas.spaces import CustomSpace, NB201Space
@@ -97,7 +98,7 @@ def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
 
 def test_gpu_request_without_gpus_is_refused(ray_local, evaluator, tmp_path):
     policy = make_policy("random", evaluator.space, seed=0)
-    with pytest.raises(ValueError, match="gpus_per_trial=0.25 but the Ray cluster has 0 GPU"):
+    with pytest.raises(StartupError, match="gpus_per_trial=0.25 but the Ray cluster has 0 GPU"):
         run_tune(policy, evaluator, TuneSettings(num_trials=1, gpus_per_trial=0.25), tmp_path)
 
 
@@ -105,8 +106,8 @@ def test_custom_resource_the_cluster_lacks_is_refused_unless_autoscaling(ray_loc
                                                                          tmp_path, caplog):
     policy = make_policy("random", evaluator.space, seed=0)
     wanted = TuneSettings(num_trials=1, custom_resources={"gpu_node": 1})
-    with pytest.raises(ValueError, match="custom_resources needs gpu_node=1 per trial but the "
-                                         "Ray cluster has 0.*autoscaling: true"):
+    with pytest.raises(StartupError, match="custom_resources needs gpu_node=1 per trial but the "
+                                         "Ray cluster has 0 on any node.*autoscaling: true"):
         run_tune(policy, evaluator, wanted, tmp_path)
     from raynas.tune.runner import _check_resources
 
@@ -129,8 +130,31 @@ def test_storage_path_holds_the_experiment_and_resumes_from_it(ray_local, evalua
     rows = [json.loads(line) for line in trials[0].read_text().splitlines()]
     assert {r["node_id"] for r in rows} == {ray.get_runtime_context().get_node_id()}
     again = run_tune(make_policy("random", evaluator.space, seed=0), evaluator, settings, out,
-                     verbose=0)  # restored from storage: the finished trials, not new ones
+                     verbose=0, resume=True)  # restored from storage: the finished trials
     assert again.history.to_arrow()["arch"].to_pylist() == run.history.to_arrow()["arch"].to_pylist()
+
+
+def test_a_search_never_takes_over_another_searchs_experiment(ray_local, evaluator, tmp_path):
+    """Two results folders of the same name share a storage_path: the second search
+    (another policy) must not restore the first one's trials, fresh or resumed."""
+    from raynas.errors import CheckpointError
+
+    storage = tmp_path / "shared"
+    settings = TuneSettings(num_trials=2, storage_path=str(storage))
+    first = run_tune(make_policy("random", evaluator.space, seed=0), evaluator, settings,
+                     tmp_path / "a" / "run", verbose=0)
+    other = tmp_path / "b" / "run"
+    with pytest.raises(CheckpointError, match="already holds another search's experiment"):
+        run_tune(make_policy("ls", evaluator.space, seed=0), evaluator, settings, other, verbose=0)
+    with pytest.raises(CheckpointError, match="belongs to another search: policy is 'random' "
+                                              "there, 'ls' here"):
+        run_tune(make_policy("ls", evaluator.space, seed=0), evaluator, settings, other,
+                 verbose=0, resume=True)
+    with pytest.raises(CheckpointError, match="seed is 0 there, 5 here"):
+        run_tune(make_policy("random", evaluator.space, seed=5), evaluator, settings, other,
+                 verbose=0, resume=True)
+    assert not (other / "history.parquet").exists()  # nothing of the first was adopted
+    assert first.history.to_arrow().num_rows == 2
 
 
 class _KillFirstTrialOnce(tune.Callback):

@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from raynas.files import write_atomically, write_text
+
 if TYPE_CHECKING:
     from raynas.bench.runner import BenchConfig
     from raynas.benchmarks import BenchmarkTable
@@ -63,13 +65,21 @@ def write_summary(
     path: Path,
     wall_seconds: float,
     evaluations: int,
+    reused: int = 0,
 ) -> str:
-    """Write the markdown summary: mean ± std of regret at the report points."""
+    """Write the markdown summary: mean ± std of regret at the report points.
+
+    ``reused`` searches came from an earlier run with identical settings. Searches with
+    no successful evaluation have no regret: they are counted per policy and left out
+    of the means (a cell is ``—`` when no seed has a value)."""
     points = report_points(config.budget)
+    coverage = len(table) / table.space.size
     lines = [
         "# raynas bench summary",
         "",
-        f"- table: `{table.path}` ({len(table)} architectures, space `{table.space.name}`)",
+        f"- table: `{table.path}` ({len(table)} architectures, space `{table.space.name}`"
+        + (f"; it covers {coverage:.2%} of the space's {table.space.size} architectures, and a "
+           "query of one it lacks fails" if coverage < 1 else "") + ")",
         f"- protocol: search on `{config.search_metric}`, report `{config.report_metric}` of the "
         f"incumbent (best so far by the search metric, mode `{config.mode}`); regret = distance "
         "of the incumbent's report metric from the table's best",
@@ -77,6 +87,9 @@ def write_summary(
         "(cached repeats are free)",
         f"- wall time {wall_seconds:.1f} s for {evaluations} evaluations "
         f"({evaluations / max(wall_seconds, 1e-9):.0f} evaluations/s end to end)",
+        *([f"- {reused} of {len(config.policies) * len(config.datasets) * config.seeds} "
+           "searches reused from an earlier run with identical settings (`runs/`)"]
+          if reused else []),
         "",
     ]
     for dataset in config.datasets:
@@ -93,6 +106,7 @@ def write_summary(
             *_policy_table(config.policies, points, lambda p, q, d=dataset: _mean_std(
                 regret_at(curves, p, d, q))),
             "",
+            *_failure_lines(curves, config.policies, dataset, config.budget),
         ]
         if config.objectives:
             objectives = ", ".join(f"{m} ({d})" for m, d in config.objectives)
@@ -105,7 +119,7 @@ def write_summary(
                 "",
             ]
     text = "\n".join(lines)
-    path.write_text(text)
+    write_text(path, text)
     return text
 
 
@@ -116,11 +130,30 @@ def _policy_table(policies, points, cell) -> list[str]:
             *(f"| {p} | " + " | ".join(cell(p, q) for q in points) + " |" for p in policies)]
 
 
+def _failure_lines(curves: pa.Table, policies, dataset: str, budget: int) -> list[str]:
+    """Lines on searches that ended with no successful evaluation, or with failures."""
+    lines = []
+    for policy in policies:
+        final = regret_at(curves, policy, dataset, budget)
+        empty = int(np.isnan(final).sum())
+        if empty:
+            lines.append(f"- {policy}: {empty} of {len(final)} searches had no successful "
+                         "evaluation (every query failed, e.g. architectures missing from the "
+                         "table); they are left out of the means above")
+    return [*lines, ""] if lines else []
+
+
 def _mean_std(values: np.ndarray) -> str:
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return "—"
     return f"{values.mean():.2f} ± {values.std():.2f}"
 
 
 def _mean_se(values: np.ndarray) -> str:
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return "—"
     if len(values) < 2:
         return f"{values.mean():.4f}"
     return f"{values.mean():.4f} ± {values.std(ddof=1) / np.sqrt(len(values)):.4f}"
@@ -145,14 +178,20 @@ def write_plot(curves: pa.Table, path: Path) -> None:
             mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
             sub = curves.filter(mask)
             query = sub["query"].to_numpy()
-            regret = sub["regret"].to_numpy(zero_copy_only=False)
-            xs = np.unique(query)
-            mean = np.array([np.nanmean(regret[query == x]) for x in xs])
-            sem = np.array([
-                np.nanstd(regret[query == x]) / np.sqrt(max((query == x).sum(), 1)) for x in xs
-            ])
+            regret = np.asarray(sub["regret"].to_numpy(zero_copy_only=False), dtype=float)
+            known = ~np.isnan(regret)  # a search has no regret before its first success
+            xs = np.unique(query[known])
+            if not len(xs):
+                continue
+            values = [regret[known & (query == x)] for x in xs]
+            mean = np.array([v.mean() for v in values])
+            sem = np.array([v.std() / np.sqrt(len(v)) for v in values])
             (line,) = ax.plot(xs, mean, label=policy)
             ax.fill_between(xs, mean - sem, mean + sem, color=line.get_color(), alpha=0.2)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no successful evaluation", ha="center", transform=ax.transAxes)
+            ax.set_title(dataset)
+            continue
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_ylim(bottom=0)
@@ -162,5 +201,5 @@ def write_plot(curves: pa.Table, path: Path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)

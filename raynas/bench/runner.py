@@ -2,15 +2,19 @@
 
 One Ray task runs one (policy, dataset, seed) search in process, without a Tune
 trial per lookup (a Tune trial costs ~1 s here, a lookup microseconds). Each
-finished search is written to ``<out>/runs/`` at once, so an interrupted bench
-resumes where it stopped; ``curves.parquet``, ``summary.md`` and ``regret.png``
+finished search is written to ``<out>/runs/`` at once (atomically), so an interrupted
+bench resumes where it stopped; ``curves.parquet``, ``summary.md`` and ``regret.png``
 are then built from those files.
+
+A search's file is named after its policy, dataset and seed index *and* a key: a hash
+of everything that changes its result (:mod:`raynas.bench.store`). A rerun reuses only
+files with the same key, says how many it reused, and never mixes in searches made
+with other settings. An unreadable file (a truncated write) is recomputed.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +25,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from raynas.bench.store import (
+    file_digest,
+    meta_checkpoint,
+    read_run,
+    run_file,
+    search_key,
+    search_settings,
+    write_run,
+)
 from raynas.benchmarks import BenchmarkTable
 from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
+from raynas.errors import ArgumentError
+from raynas.files import write_atomically
 from raynas.policies import POLICIES, takes_objectives
 from raynas.types import Objective
 
@@ -98,32 +113,32 @@ class BenchConfig:
         from raynas.errors import unknown_name
 
         if not self.datasets:
-            raise ValueError("datasets: give at least one dataset")
+            raise ArgumentError("datasets: give at least one dataset")
         if not self.policies:
-            raise ValueError("policies: give at least one policy")
+            raise ArgumentError("policies: give at least one policy")
         for name in self.policies:
             if name not in POLICIES:
                 raise unknown_name("policy", name, POLICIES)
         if self.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+            raise ArgumentError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.transfer not in (None, "leave-one-out"):
-            raise ValueError(f"transfer must be 'leave-one-out' (or none), got {self.transfer!r}")
+            raise ArgumentError(f"transfer must be 'leave-one-out' (or none), got {self.transfer!r}")
         if self.transfer and "catch" not in self.policies:
-            raise ValueError("transfer: only the catch policy meta-trains; add catch to policies")
+            raise ArgumentError("transfer: only the catch policy meta-trains; add catch to policies")
         if self.seeds < 1 or self.budget < 1:
-            raise ValueError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
+            raise ArgumentError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
         if self.objectives:
             if len(self.objectives) != 2 or self.objectives[0] != (self.search_metric, self.mode):
-                raise ValueError(
+                raise ArgumentError(
                     "objectives: give two, the first the search metric "
                     f"({self.search_metric}:{self.mode}), e.g. valid_acc:max,params:min"
                 )
             if self.objectives[1][0] not in COST_METRICS or self.objectives[1][1] != "min":
-                raise ValueError("objectives: the second must be params:min or flops:min (the "
+                raise ArgumentError("objectives: the second must be params:min or flops:min (the "
                                  "table's true front is computed against the space's cost model)")
             unknown = [d for d in self.datasets if d not in NB201_SHAPES]
             if unknown:
-                raise ValueError(f"objectives: network sizes are unknown for {unknown}; known: "
+                raise ArgumentError(f"objectives: network sizes are unknown for {unknown}; known: "
                                  f"{', '.join(NB201_SHAPES)}")
 
 
@@ -182,6 +197,7 @@ def run_one(
     seed_index: int,
     config: BenchConfig,
     fronts: dict[str, TrueFront] | None = None,
+    table_digest: str | None = None,
 ) -> pa.Table:
     """One whole search in process; returns its incumbent curve rows (with ``hv_ratio``,
     the front's share of the true front's hypervolume, in a multi-objective bench)."""
@@ -189,13 +205,14 @@ def run_one(
     from raynas.front_report import hypervolume_curve
     from raynas.policies import make_policy
     from raynas.search import Budget, Search, incumbent_curve
+    from raynas.search.history import metric_values
 
     front = fronts.get(dataset) if fronts else None
     evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric,
                                  cost_model=front.costs if front else None)
     kwargs = dict(config.policy_kwargs.get(policy, {}))
     if policy == "catch" and config.transfer:
-        kwargs.setdefault("checkpoint", str(meta_checkpoint(config, dataset)))
+        kwargs.setdefault("checkpoint", str(meta_checkpoint(config, dataset, table_digest)))
     if config.objectives and takes_objectives(policy):
         kwargs.setdefault("objectives", dict(config.objectives))
     policy_obj = make_policy(
@@ -216,7 +233,7 @@ def run_one(
     )
     n = len(valid)
     fresh = result.history.filter(pc.invert(result.history["cached"]))
-    sampled = np.asarray(fresh[config.search_metric].to_numpy(zero_copy_only=False), dtype=float)
+    sampled = metric_values(fresh, config.search_metric)
     best = table.best(dataset, config.search_metric, config.mode)
     return pa.table({
         "policy": pa.array([policy] * n, pa.string()),
@@ -234,11 +251,6 @@ def run_one(
     })
 
 
-def meta_checkpoint(config: BenchConfig, dataset: str) -> Path:
-    """Where the CATCH checkpoint meta-trained without ``dataset`` is cached."""
-    return Path(config.out).resolve() / "catch" / f"without-{dataset}.json"
-
-
 def meta_train_left_out(config: BenchConfig, table: BenchmarkTable,
                         datasets: list[str]) -> dict[str, float]:
     """Meta-train CATCH once per target dataset on the table's other datasets (missing
@@ -246,12 +258,13 @@ def meta_train_left_out(config: BenchConfig, table: BenchmarkTable,
     from raynas.policies.catch import meta_train, read_checkpoint, table_tasks
 
     seconds = {}
+    digest = file_digest(config.benchmark)
     for dataset in datasets:
-        path = meta_checkpoint(config, dataset)
+        path = meta_checkpoint(config, dataset, digest)
         if not path.exists():
             others = [d for d in table.datasets if d != dataset]
             if not others:
-                raise ValueError(f"transfer: the table has no dataset but {dataset} to "
+                raise ArgumentError(f"transfer: the table has no dataset but {dataset} to "
                                  "meta-train on")
             tasks = table_tasks(config.benchmark, others, space=config.space,
                                 search_metric=config.search_metric,
@@ -260,27 +273,6 @@ def meta_train_left_out(config: BenchConfig, table: BenchmarkTable,
                        **{**config.policy_kwargs.get("catch", {}), **config.meta})
         seconds[dataset] = float(read_checkpoint(path)["info"]["seconds"])
     return seconds
-
-
-def _run_file(out: Path, policy: str, dataset: str, seed: int) -> Path:
-    return out / "runs" / f"{policy}__{dataset}__{seed}.parquet"
-
-
-def _init_ray(config: BenchConfig) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = config.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(
-            num_cpus=config.num_cpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            configure_logging=False,
-        )
 
 
 def _check(config: BenchConfig, table: BenchmarkTable) -> None:
@@ -293,7 +285,7 @@ def _check(config: BenchConfig, table: BenchmarkTable) -> None:
             table.column(dataset, metric)
     unknown = set(config.policy_kwargs) - set(config.policies)
     if unknown:
-        raise ValueError(f"policy_kwargs names policies not in the bench: {sorted(unknown)}")
+        raise ArgumentError(f"policy_kwargs names policies not in the bench: {sorted(unknown)}")
     for name in config.policies:  # bad hyperparameters and missing extras surface here
         make_policy(
             name, table.space, seed=0, objective=config.objective,
@@ -315,21 +307,31 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     start = time.perf_counter()
     table = BenchmarkTable.load(config.benchmark, config.space)
     _check(config, table)
+    digest = file_digest(table.path)
     out = Path(config.out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    jobs = [
-        (p, d, s)
-        for d in config.datasets
-        for p in config.policies
-        for s in range(config.seeds)
-        if not _run_file(out, p, d, s).exists()
-    ]
-    total = len(config.datasets) * len(config.policies) * config.seeds
-    if len(jobs) < total:
-        logger.info("resuming: %d of %d searches already on disk", total - len(jobs), total)
+    searches = [(p, d, s) for d in config.datasets for p in config.policies
+                for s in range(config.seeds)]
+    keys = {job: search_key(config, digest, *job) for job in searches}
+    done: dict[tuple[str, str, int], pa.Table] = {}
+    for job in searches:
+        path = run_file(out, *job, keys[job])
+        if path.exists() and (found := read_run(path)) is not None:
+            done[job] = found
+    jobs = [job for job in searches if job not in done]
+    wanted = {run_file(out, *job, keys[job]).name for job in searches}
+    foreign = [f for f in (out / "runs").glob("*.parquet") if f.name not in wanted]
+    if done:
+        logger.info("reusing %d of %d searches already in %s, made with identical settings",
+                    len(done), len(searches), out / "runs")
+    if foreign:
+        logger.info("ignoring %d search file(s) in %s made with other settings (budget, seeds, "
+                    "metrics, table, policy options...)", len(foreign), out / "runs")
     meta_seconds: dict[str, float] = {}
     if jobs:
-        _init_ray(config)
+        from raynas.cluster import connect
+
+        connect(config.address, config.num_cpus)
         if config.transfer:
             meta_seconds = meta_train_left_out(
                 config, table, sorted({d for p, d, _ in jobs if p == "catch"}))
@@ -337,28 +339,41 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
         table_ref = ray.put(table)
         fronts = ray.put(true_fronts(table, config)) if config.objectives else None
         pending = {
-            remote.remote(table_ref, d, p, s, config, fronts): (p, d, s) for p, d, s in jobs
+            remote.remote(table_ref, d, p, s, config, fronts, digest): (p, d, s)
+            for p, d, s in jobs
         }
-        with tqdm(total=total, initial=total - len(jobs), desc="bench", unit="search",
+        crashed: list[tuple[tuple[str, str, int], BaseException]] = []
+        with tqdm(total=len(searches), initial=len(done), desc="bench", unit="search",
                   disable=not progress) as bar:
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=min(len(pending), 8), timeout=5.0)
-                for ref in done:
-                    p, d, s = pending.pop(ref)
-                    pq.write_table(ray.get(ref), _run_file(out, p, d, s))
+                ready, _ = ray.wait(list(pending), num_returns=min(len(pending), 8), timeout=5.0)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayTaskError as exc:
+                        crashed.append((job, exc))
+                        continue
+                    write_run(result, run_file(out, *job, keys[job]),
+                                      search_settings(config, digest, *job))
+                    done[job] = result
                     bar.update(1)
-    curves = pa.concat_tables(
-        pq.read_table(_run_file(out, p, d, s))
-        for d in config.datasets
-        for p in config.policies
-        for s in range(config.seeds)
-    )
-    pq.write_table(curves, out / "curves.parquet")
+        if crashed:
+            (p, d, s), first = crashed[0]
+            raise RuntimeError(
+                f"{len(crashed)} of {len(jobs)} bench searches crashed (a bug; the first, "
+                f"{p} on {d} seed {s}, is below). The {len(done)} finished searches are "
+                f"kept in {out / 'runs'}; a rerun computes only the missing ones."
+            ) from first
+    curves = pa.concat_tables(done[job].replace_schema_metadata(None) for job in searches)
+    write_atomically(out / "curves.parquet", lambda tmp: pq.write_table(curves, tmp))
     if config.objectives:
-        pq.write_table(curves.select(list(HV_COLUMNS)), out / "hypervolume.parquet")
+        write_atomically(out / "hypervolume.parquet",
+                         lambda tmp: pq.write_table(curves.select(list(HV_COLUMNS)), tmp))
     wall = time.perf_counter() - start
     evaluations = curves.num_rows
-    write_summary(curves, table, config, out / "summary.md", wall, evaluations)
+    write_summary(curves, table, config, out / "summary.md", wall, evaluations,
+                  reused=len(searches) - len(jobs))
     if meta_seconds:
         with open(out / "summary.md", "a") as f:
             f.write("\nCATCH meta-training (leave-one-dataset-out), seconds per target "

@@ -4,10 +4,15 @@ A callback subclasses :class:`Callback` and overrides the hooks it needs:
 
 * ``on_search_start(search)`` — once, before the first ``ask`` (also on resume);
 * ``on_step(search, rows)`` — after each ``tell``, with the history rows just added;
-* ``on_search_end(search)`` — once, when the budget is spent or the loop stops.
+* ``on_search_end(search)`` — once, when the budget is spent or the loop stops;
+  ``search.completed`` says whether it ran to its end (``False`` after an interrupt or
+  an error: the search will resume).
 
 Hooks return nothing. An exception in a hook stops the search; its last
-consistent state is checkpointed first, so it can resume.
+consistent state is checkpointed first, so it can resume. A callback with state that
+must survive a resume (an MLflow run id) returns it from ``state_dict()`` (JSON-able);
+the search keeps it in its checkpoint and hands it back to ``load_state_dict`` before
+``on_search_start`` on resume.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ class Callback:
 
     def on_search_end(self, search: Search) -> None:
         """Called once when the loop ends."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State to keep in the search's checkpoint (JSON-able), or ``None``."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (called on resume, before the start)."""
 
 
 class ProgressBar(Callback):

@@ -23,6 +23,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from raynas.errors import ArgumentError
+from raynas.files import write_atomically
 from raynas.types import Result
 
 RESERVED = ("step", "query", "arch", "cached", "status", "error", "cost", "elapsed")
@@ -54,7 +56,7 @@ class History:
     ) -> None:
         clash = set(result.metrics) & set(RESERVED)
         if clash:
-            raise ValueError(f"metric names {sorted(clash)} clash with history columns {RESERVED}")
+            raise ArgumentError(f"metric names {sorted(clash)} clash with history columns {RESERVED}")
         row = {
             "step": step,
             "query": query,
@@ -92,10 +94,8 @@ class History:
 
     def save(self, path: str | Path) -> None:
         """Write Parquet atomically (a crash never leaves half a file)."""
-        path = Path(path)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        pq.write_table(self.to_arrow(), tmp)
-        tmp.replace(path)
+        table = self.to_arrow()
+        write_atomically(path, lambda tmp: pq.write_table(table, tmp))
 
     @classmethod
     def load(cls, path: str | Path, num_rows: int | None = None) -> History:
@@ -108,6 +108,14 @@ class History:
             for key in [k for k, v in row.items() if v is None and k not in RESERVED]:
                 del row[key]
         return cls(rows)
+
+
+def metric_values(table: pa.Table, name: str) -> np.ndarray:
+    """A metric column as floats, NaN where missing; all NaN when no row has the metric
+    (a search whose every evaluation failed has no metric columns at all)."""
+    if name not in table.column_names:
+        return np.full(table.num_rows, np.nan)
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
 
 
 def incumbent_curve(
@@ -125,8 +133,7 @@ def incumbent_curve(
     n = fresh.num_rows
     if n == 0:
         return np.empty(0), np.empty(0)
-    search = np.asarray(fresh.column(search_metric).to_numpy(zero_copy_only=False), dtype=float)
-    report = np.asarray(fresh.column(report_metric).to_numpy(zero_copy_only=False), dtype=float)
+    search, report = (metric_values(fresh, name) for name in (search_metric, report_metric))
     sign = 1.0 if mode == "max" else -1.0
     ok = np.asarray(fresh.column("status").to_pylist()) == "ok"
     score = np.where(ok & ~np.isnan(search), sign * search, -np.inf)

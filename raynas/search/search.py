@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raynas.errors import CheckpointError
+from raynas.errors import ArgumentError, CheckpointError
+from raynas.files import write_text
 from raynas.search.callbacks import Callback, ProgressBar
 from raynas.search.history import RESERVED, History
 from raynas.types import Arch, Result
@@ -45,11 +46,11 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.max_queries is None and self.max_seconds is None:
-            raise ValueError("Budget needs max_queries and/or max_seconds")
+            raise ArgumentError("Budget needs max_queries and/or max_seconds")
         if self.max_queries is not None and self.max_queries < 1:
-            raise ValueError(f"max_queries must be >= 1, got {self.max_queries}")
+            raise ArgumentError(f"max_queries must be >= 1, got {self.max_queries}")
         if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+            raise ArgumentError(f"max_seconds must be > 0, got {self.max_seconds}")
 
 
 @dataclass(frozen=True)
@@ -111,18 +112,18 @@ class Search:
         max_repeats: int = 1000,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ArgumentError(f"batch_size must be >= 1, got {batch_size}")
         if checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+            raise ArgumentError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
         if policy.space is not space and policy.space.describe() != space.describe():
-            raise ValueError("the policy was built for another search space")
+            raise ArgumentError("the policy was built for another search space")
         self.space, self.policy, self.evaluator, self.budget = space, policy, evaluator, budget
         self.batch_size = batch_size
         self.out_dir = Path(out_dir).resolve() if out_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.callbacks = [*callbacks, *([ProgressBar()] if progress else [])]
         if policy.objective.metric != evaluator.search_metric:
-            raise ValueError(
+            raise ArgumentError(
                 f"the policy optimises {policy.objective.metric!r} but the evaluator's search "
                 f"metric is {evaluator.search_metric!r}; build the policy with "
                 f"objective=Objective({evaluator.search_metric!r}, mode)"
@@ -138,6 +139,7 @@ class Search:
         self._cache: dict[Arch, tuple[Result, int]] = {}
         self._elapsed_before = 0.0
         self._snapshot: dict[str, Any] | None = None
+        self.completed = False  # ran to its end (see Callback.on_search_end)
 
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> SearchResult:
@@ -145,16 +147,27 @@ class Search:
         checkpoint if there is one (a larger budget than before simply extends the search)."""
         if resume:
             if self.out_dir is None:
-                raise ValueError("resume=True needs an out_dir")
+                raise ArgumentError("resume=True needs an out_dir")
             if (self.out_dir / CHECKPOINT_FILE).exists():
                 self._load_checkpoint()
+            elif (self.out_dir / HISTORY_FILE).exists():
+                raise CheckpointError(
+                    f"cannot resume {self.out_dir}: it has {HISTORY_FILE} but no "
+                    f"{CHECKPOINT_FILE} (the policy's state and the search's position), and "
+                    "starting afresh would overwrite the history; restore the checkpoint, or "
+                    "search into another folder"
+                )
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._take_snapshot()
         start = time.perf_counter() - self._elapsed_before
         stopped = "budget"
+        self.completed = False
         for cb in self.callbacks:
             cb.on_search_start(self)
+        if self.out_dir is not None:  # with the callbacks' state (an MLflow run id), at once
+            self._take_snapshot()
+            self._save_checkpoint()
         try:
             repeats = 0
             while not self._spent():
@@ -166,12 +179,30 @@ class Search:
                     break
                 if self.out_dir is not None and self.step % self.checkpoint_every == 0:
                     self._save_checkpoint()
+            self.completed = True
         finally:
+            self._end()
+        return self.result(stopped)
+
+    def _end(self) -> None:
+        """Checkpoint, then let every callback end (close its progress bar, its run) even
+        when the checkpoint cannot be written (a full disk); the first failure is raised."""
+        failure: BaseException | None = None
+        try:
             if self.out_dir is not None:
                 self._save_checkpoint()
-            for cb in self.callbacks:
+        except Exception as exc:  # noqa: BLE001 - raised below, after the callbacks
+            failure = exc
+        for cb in self.callbacks:
+            try:
                 cb.on_search_end(self)
-        return self.result(stopped)
+            except Exception as exc:  # noqa: BLE001
+                if failure is None:
+                    failure = exc
+                else:
+                    logger.warning("%s.on_search_end failed too: %s", type(cb).__name__, exc)
+        if failure is not None:
+            raise failure
 
     def _spent(self) -> bool:
         b = self.budget
@@ -262,15 +293,22 @@ class Search:
             "elapsed": self._elapsed_before,
             "incumbent": self.incumbent,
             "policy_state": self.policy.state_dict(),
+            "callbacks": self._callback_states(),
         }))
+
+    def _callback_states(self) -> dict[str, Any]:
+        states = {}
+        for cb in self.callbacks:
+            state = cb.state_dict()
+            if state is not None:
+                states[type(cb).__name__] = state
+        return states
 
     def _save_checkpoint(self) -> None:
         snap = self._snapshot
         history = History(self.history.rows[: snap["num_rows"]])
         history.save(self.out_dir / HISTORY_FILE)
-        tmp = self.out_dir / (CHECKPOINT_FILE + ".tmp")
-        tmp.write_text(json.dumps(snap, indent=1))
-        tmp.replace(self.out_dir / CHECKPOINT_FILE)
+        write_text(self.out_dir / CHECKPOINT_FILE, json.dumps(snap, indent=1))
 
     def _load_checkpoint(self) -> None:
         path = self.out_dir / CHECKPOINT_FILE
@@ -305,4 +343,8 @@ class Search:
                 result = Result(metrics, row["cost"], row["status"], row["error"])
                 self._cache[self.space.from_str(row["arch"])] = (result, row["query"])
         self.policy.load_state_dict(snap["policy_state"])
+        states = snap.get("callbacks", {})
+        for cb in self.callbacks:
+            if type(cb).__name__ in states:
+                cb.load_state_dict(states[type(cb).__name__])
         logger.info("resumed %s at %d queries from %s", self.policy.name, self.queries, path)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raynas.errors import RaynasError
+from raynas.errors import ArgumentError, ArgumentTypeError, RaynasError
 from raynas.types import Arch
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ class Decision:
     def __post_init__(self) -> None:
         object.__setattr__(self, "choices", tuple(str(c) for c in self.choices))
         if len(self.choices) < 1:
-            raise ValueError(f"decision {self.name!r} needs at least one choice")
+            raise ArgumentError(f"decision {self.name!r} needs at least one choice")
         if len(set(self.choices)) != len(self.choices):
-            raise ValueError(f"decision {self.name!r} has duplicate choices: {self.choices}")
+            raise ArgumentError(f"decision {self.name!r} has duplicate choices: {self.choices}")
 
 
 class SearchSpace:
@@ -66,10 +67,10 @@ class SearchSpace:
 
     def __init__(self, name: str, decisions: Sequence[Decision]) -> None:
         if not decisions:
-            raise ValueError("a search space needs at least one decision")
+            raise ArgumentError("a search space needs at least one decision")
         names = [d.name for d in decisions]
         if len(set(names)) != len(names):
-            raise ValueError(f"decision names must be unique, got {names}")
+            raise ArgumentError(f"decision names must be unique, got {names}")
         self.name = name
         self.decisions: tuple[Decision, ...] = tuple(decisions)
         self.num_choices: tuple[int, ...] = tuple(len(d.choices) for d in decisions)
@@ -91,21 +92,30 @@ class SearchSpace:
 
     def validate(self, arch: Sequence[int]) -> Arch:
         """Return ``arch`` as an :data:`Arch`, or raise ``ValueError`` saying what is wrong."""
-        try:
-            arch = tuple(int(a) for a in arch)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"an architecture is a sequence of ints, got {arch!r}") from exc
+        if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence | np.ndarray):
+            raise ArgumentTypeError(
+                f"{self.name}: an architecture is a sequence of choice indices (ints), got "
+                f"{arch!r}" + ("; parse a string with from_str" if isinstance(arch, str) else "")
+            )
+        bad = [a for a in arch if isinstance(a, (bool, np.bool_))
+               or not isinstance(a, (numbers.Integral, np.integer))]
+        if bad:
+            raise ArgumentTypeError(
+                f"{self.name}: choice indices must be ints, got {bad[0]!r} "
+                f"({type(bad[0]).__name__}) in {list(arch)!r}"
+            )
+        arch = tuple(int(a) for a in arch)
         if len(arch) != len(self.decisions):
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.name}: expected {len(self.decisions)} choices, got {len(arch)}: {arch}"
             )
         for decision, k, index in zip(self.decisions, self.num_choices, arch):
             if not 0 <= index < k:
-                raise ValueError(
+                raise ArgumentError(
                     f"{self.name}: choice {index} out of range [0, {k}) for {decision.name!r}"
                 )
         if not self.is_valid(arch):
-            raise ValueError(f"{self.name}: {self.to_str(arch)!r} violates the space's constraints")
+            raise ArgumentError(f"{self.name}: {self.to_str(arch)!r} violates the space's constraints")
         return arch
 
     def is_valid(self, arch: Arch) -> bool:
@@ -160,20 +170,20 @@ class SearchSpace:
     def from_str(self, text: str) -> Arch:
         """Parse :meth:`to_str`'s format; raise ``ValueError`` naming what is malformed."""
         if not isinstance(text, str):
-            raise TypeError(f"{self.name}: expected an architecture string, got {type(text)}")
+            raise ArgumentTypeError(f"{self.name}: expected an architecture string, got {type(text)}")
         body = text.strip()
         if not (body.startswith("|") and body.endswith("|")) or len(body) < 2:
-            raise ValueError(f"{self.name}: malformed architecture string {text!r}")
+            raise ArgumentError(f"{self.name}: malformed architecture string {text!r}")
         parts = body[1:-1].split("|")
         if len(parts) != len(self.decisions):
-            raise ValueError(
+            raise ArgumentError(
                 f"{self.name}: {text!r} has {len(parts)} decisions, expected {len(self.decisions)}"
             )
         arch = []
         for part, decision in zip(parts, self.decisions):
             name, sep, choice = part.partition("=")
             if not sep or name != decision.name:
-                raise ValueError(
+                raise ArgumentError(
                     f"{self.name}: expected '{decision.name}=<choice>' in {text!r}, got {part!r}"
                 )
             arch.append(self.choice_index(decision, choice))

@@ -14,16 +14,23 @@
 The tracking URI defaults to ``sqlite:///<abs out_dir>/mlflow.db`` (artifacts in
 ``<out_dir>/mlartifacts``); any URI works, e.g. ``http://127.0.0.1:5000``. If MLflow
 fails (a server down, a full disk), the search goes on: the tracker warns once and
-appends what it could not send to ``<out_dir>/mlflow-pending.jsonl``;
-:func:`replay_pending` (``raynas report --sync``) sends it later. Credentials in
-URIs are never printed. Set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` to fail faster
-against a dead server (MLflow retries with back-off by default).
+appends what it could not send to ``<out_dir>/mlflow-pending.jsonl`` (each record with
+its experiment); :func:`replay_pending` (``raynas report --sync``) sends it later, and
+can be retried safely. A tracking server is probed once with a
+:data:`PROBE_SECONDS` timeout before the first call: one that does not answer costs
+seconds, and the search goes on with the pending file at once. For a server that
+answered, raynas lowers MLflow's HTTP retries and timeout
+(``MLFLOW_HTTP_REQUEST_MAX_RETRIES=2``, ``MLFLOW_HTTP_REQUEST_TIMEOUT=20``) unless they
+are set. A resumed table search continues its parent run (the id is in the search's
+checkpoint) and sends what had not reached MLflow. Credentials in URIs are never
+printed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import threading
@@ -36,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback as TuneCallback
 
 from raynas import __version__
-from raynas.errors import require
+from raynas.errors import TrackingError, WriteError, require
+from raynas.files import write_atomically, write_text
 from raynas.front_report import FrontSpec, front_hypervolume, hypervolume_curve, write_front_files
 from raynas.pareto import hypervolume
 from raynas.search.callbacks import Callback
@@ -47,11 +55,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PENDING_FILE = "mlflow-pending.jsonl"
+TUNE_STATE_FILE = "mlflow-tune-state.json"
 DEFAULT_EXPERIMENT = "raynas"
 PARENT_TAG = "mlflow.parentRunId"
 OUT_DIR_TAG = "raynas.out_dir"
 _LOCAL = "local-"  # id prefix of runs not created in MLflow (yet)
 _BATCH = 900  # MLflow accepts up to 1000 metrics per log_batch
+PROBE_SECONDS = 3.0  # how long the first request to a tracking server may take
 
 
 def redact(uri: str) -> str:
@@ -92,11 +102,17 @@ class MlflowLogger:
         self.failed = False
         self._client = None
         self._experiment_id: str | None = None
+        self._probed: bool | None = None  # whether the server answered the first request
+        self._probe_error = ""
 
     def _pending(self, record: dict[str, Any]) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.out_dir / PENDING_FILE, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        path = self.out_dir / PENDING_FILE
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(json.dumps({**record, "experiment": self.experiment}) + "\n")
+        except OSError as exc:
+            raise WriteError(path, exc) from exc
 
     def _try(self, record: dict[str, Any], fn, *args, **kwargs):
         """Run ``fn`` unless tracking already failed or ``record`` is about a run that
@@ -115,8 +131,28 @@ class MlflowLogger:
         self._pending(record)
         return None
 
+    def _probe(self) -> None:
+        """One quick request to a tracking server before anything else: an unreachable
+        server is found in seconds, not after minutes of MLflow's retries with back-off."""
+        if self._probed is None:
+            import requests
+
+            try:
+                requests.get(f"{self.tracking_uri.rstrip('/')}/health", timeout=PROBE_SECONDS)
+                self._probed = True
+            except requests.RequestException as exc:
+                self._probed = False
+                self._probe_error = f"{type(exc).__name__}: {redact(str(exc))[:200]}"
+        if not self._probed:
+            raise ConnectionError(f"the tracking server does not answer ({self._probe_error})")
+
     def _connect(self) -> None:
         mlflow = require("mlflow", "dev")
+        if self.tracking_uri.startswith(("http://", "https://")):
+            self._probe()
+            # A server that dies mid-search should cost seconds per call, not minutes.
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
         experiment = self._client.get_experiment_by_name(self.experiment)
         if experiment is not None:
@@ -135,7 +171,7 @@ class MlflowLogger:
         return self._client
 
     def __getstate__(self) -> dict[str, Any]:  # Tune pickles callbacks: drop the connection
-        return {**self.__dict__, "_client": None}
+        return {**self.__dict__, "_client": None, "_probed": None}
 
     def _create(self, params, tags, run_name):
         from mlflow.entities import Param
@@ -189,12 +225,28 @@ class MlflowLogger:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
+        versions = self.client.search_model_versions(f"name = '{registered_name}'")
+        if any(v.run_id == run_id for v in versions):
+            return  # registered already (a replay after a partial one)
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
         self.client.create_model_version(registered_name, source, run_id=run_id)
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self._try({"run_id": run_id, "end": status},
                   lambda: self.client.set_terminated(run_id, status))
+
+    def reopen(self, run_id: str) -> int:
+        """Mark a run of an interrupted search RUNNING again; return the last
+        ``evaluations`` step it recorded (what a resumed search need not send again)."""
+        self._try({"run_id": run_id, "reopen": True},
+                  lambda: self.client.update_run(run_id, status="RUNNING"))
+        if self.failed or run_id.startswith(_LOCAL):
+            return 0
+        try:
+            steps = [m.step for m in self.client.get_metric_history(run_id, "evaluations")]
+        except Exception:  # noqa: BLE001 - then everything is sent again (MLflow dedupes)
+            return 0
+        return max(steps, default=0)
 
 
 def search_params(space, policy, evaluator, budget: dict[str, Any]) -> dict[str, Any]:
@@ -270,6 +322,7 @@ class MlflowTracker(Callback):
         self.run_id: str | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
         self._incumbent: str | None = None
+        self._sent = 0  # queries the run already had when the search resumed
 
     def _flush(self, search: Search) -> None:
         now = _now_ms()
@@ -284,8 +337,19 @@ class MlflowTracker(Callback):
         self._metrics = []
         self._last_flush = time.monotonic()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in the search's checkpoint: a resumed search continues the same run."""
+        return {"run_id": self.run_id}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.run_id = state.get("run_id")
+
     def on_search_start(self, search: Search) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.run_id is not None:  # resumed: the same parent run, and what it missed
+            self._sent = self.mlflow.reopen(self.run_id)
+            self.on_step(search, search.history.rows)
+            return
         params = search_params(search.space, search.policy, search.evaluator,
                                dict(vars(search.budget)))
         self.run_id = self.mlflow.start_run(params, search_tags(search.evaluator.search_metric),
@@ -295,7 +359,7 @@ class MlflowTracker(Callback):
         now, step = _now_ms(), search.queries
         keys = self.arch_metrics or (search.evaluator.search_metric,)
         for row in rows:
-            if not row["cached"]:
+            if not row["cached"] and row["query"] > self._sent:
                 self._metrics += [(f"arch/{k}", float(row[k]), now, row["query"])
                                   for k in keys if isinstance(row.get(k), (int, float))]
                 if self.child_runs:
@@ -333,7 +397,8 @@ class MlflowTracker(Callback):
             artifacts += write_front_files(table, self.front, self.out_dir, self.true_front)
         for path in artifacts:
             self.mlflow.log_artifact(self.run_id, path)
-        self.mlflow.end_run(self.run_id)
+        # interrupted (or failed): KILLED until a resume continues this run
+        self.mlflow.end_run(self.run_id, "FINISHED" if search.completed else "KILLED")
 
 
 class MlflowTuneCallback(TuneCallback):
@@ -411,12 +476,28 @@ class MlflowTuneCallback(TuneCallback):
                 self.parent = self.mlflow.start_run(self.params, tags, self.run_name)
 
     def setup(self, **info) -> None:
+        state = self._state_file()
+        if state.is_file():  # a restored search: keep its MLflow runs
+            try:
+                self.set_state(json.loads(state.read_text()))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("%s is unreadable; MLflow runs of finished trials may repeat",
+                               state)
         self.open_in_background()
 
-    def get_state(self) -> dict[str, Any]:
-        """Saved with Tune's experiment, so a restored search keeps its MLflow runs."""
-        return {"parent": self.parent, "children": self.children, "best": self.best,
-                "finished": self.finished, "points": self.points, "closed": self.closed}
+    def _state_file(self) -> Path:
+        return self.mlflow.out_dir / TUNE_STATE_FILE
+
+    def get_state(self) -> None:
+        """Nothing goes into Tune's experiment (Tune would pickle it): the state lives in
+        ``<out_dir>/mlflow-tune-state.json`` (see :meth:`save_state`)."""
+        return None
+
+    def save_state(self) -> None:
+        """Write what a restored search needs to keep its MLflow runs (JSON, atomically)."""
+        state = {"parent": self.parent, "children": self.children, "best": self.best,
+                 "finished": self.finished, "points": self.points, "closed": self.closed}
+        write_text(self._state_file(), json.dumps(state))
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.parent, self.children = state["parent"], dict(state["children"])
@@ -428,14 +509,17 @@ class MlflowTuneCallback(TuneCallback):
         return self.child_runs and not self.trials_log
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if trial.trial_id in self.closed:
+            return
         if self._driver_children and trial.trial_id not in self.children:
             self.children[trial.trial_id] = self.mlflow.start_run(
                 {"arch": trial.config.get("arch", "")}, {"raynas.trial_id": trial.trial_id},
                 run_name=f"trial_{trial.trial_id}", parent=self.ensure_parent(),
             )
+            self.save_state()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        if not self._driver_children:
+        if not self._driver_children or trial.trial_id in self.closed:
             return
         run_id = self.children.get(trial.trial_id)
         if run_id is None:
@@ -453,13 +537,13 @@ class MlflowTuneCallback(TuneCallback):
         self._close(trial, "FAILED")
 
     def _close(self, trial, status: str) -> None:
+        if trial.trial_id in self.closed:
+            return  # counted already (a restored search may see a trial finish again)
         run_id = self.children.pop(trial.trial_id, None)
         if self._driver_children:
             if run_id is None:
                 return  # closed already
             self.mlflow.end_run(run_id, status)
-        elif trial.trial_id in self.closed:
-            return
         elif self.trials_log:  # a trial stopped early (ASHA) cannot close its own run
             run_id = find_trial_run(self.mlflow, self.ensure_parent(), trial.trial_id)
             if run_id is not None and self.mlflow.client.get_run(run_id).info.status == "RUNNING":
@@ -482,6 +566,7 @@ class MlflowTuneCallback(TuneCallback):
             metrics.append(("hypervolume", self._hypervolume(status, trial.last_result or {}),
                             _now_ms(), self.finished))
         self.mlflow.log_metrics(self.ensure_parent(), metrics)
+        self.save_state()
 
     def _hypervolume(self, status: str, result: dict[str, Any]) -> float:
         import pyarrow as pa
@@ -612,7 +697,7 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
         ax.set_ylabel("hypervolume (" + ", ".join(front.report) + ")")
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -620,9 +705,13 @@ def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
     """Send the records of ``<out_dir>/mlflow-pending.jsonl`` (and of the trials' own
     ``<out_dir>/tune/trial_*/mlflow-pending.jsonl``) to MLflow; return how many.
 
-    Records of runs that exist go to them; runs that were never created are created
-    now (children under their replayed parent). The file is removed once all
-    records are sent; on a new failure it is kept whole, to be replayed again.
+    Each record goes to the experiment it was made for. Records of runs that exist go to
+    them; runs that were never created are created now (children under their replayed
+    parent). Replay is idempotent: its progress is kept in ``mlflow-replay.json``, so a
+    replay that fails midway (the server goes down again) continues where it stopped
+    when it is retried, and a run it created is found again by its ``raynas.local_id``
+    tag rather than created twice; a model version is registered once. The pending files
+    are removed once every record is sent.
     """
     out_dir = Path(out_dir).resolve()
     paths = [p for p in [out_dir / PENDING_FILE, *sorted(out_dir.glob(f"tune/trial_*/{PENDING_FILE}"))]
@@ -631,29 +720,70 @@ def replay_pending(out_dir: str | Path, tracking_uri: str | None = None) -> int:
         return 0
     records = [json.loads(line) for path in paths
                for line in path.read_text().splitlines() if line.strip()]
-    sink = MlflowLogger(out_dir / ".replay", tracking_uri or default_uri(out_dir),
-                        DEFAULT_EXPERIMENT)
-    sink.out_dir = out_dir  # a failure here must not write a second pending file
-    mapping: dict[str, str] = {}
-    for record in records:
-        run_id = mapping.get(record["run_id"], record["run_id"])
-        if "start" in record:
-            start = record["start"]
-            tags = dict(start["tags"])
-            if PARENT_TAG in tags:
-                tags[PARENT_TAG] = mapping.get(tags[PARENT_TAG], tags[PARENT_TAG])
-            mapping[record["run_id"]] = sink._create(start["params"], tags, start["name"])
-        elif "metrics" in record:
-            from mlflow.entities import Metric
-
-            sink.client.log_batch(run_id, metrics=[Metric(k, v, ts, s)
-                                                   for k, v, ts, s in record["metrics"]])
-        elif "artifact" in record:
-            sink.client.log_artifact(run_id, record["artifact"])
-        elif "model" in record:
-            sink._log_model(run_id, record["model"], record["register"])
-        elif "end" in record:
-            sink.client.set_terminated(run_id, record["end"])
+    progress_path = out_dir / REPLAY_FILE
+    progress = {"done": 0, "prefix": "", "runs": {}}
+    if progress_path.is_file():
+        saved = json.loads(progress_path.read_text())
+        if saved.get("prefix") == _digest(records[: saved.get("done", 0)]):
+            progress = saved  # the same records as the replay that stopped: go on from there
+    uri = tracking_uri or default_uri(out_dir)
+    sinks: dict[str, MlflowLogger] = {}
+    already = progress["done"]
+    for i in range(already, len(records)):
+        record = records[i]
+        name = record.get("experiment", DEFAULT_EXPERIMENT)
+        if name not in sinks:
+            sinks[name] = MlflowLogger(out_dir / ".replay", uri, name)
+            sinks[name].out_dir = out_dir  # a failure here must not write a second pending file
+        try:
+            _replay_record(sinks[name], record, progress["runs"])
+        except Exception as exc:  # noqa: BLE001 - the server, a moved file: stop, keep the rest
+            raise TrackingError(
+                f"the sync stopped at record {i + 1} of {len(records)} ({type(exc).__name__}: "
+                f"{redact(str(exc))[:200]}); {len(records) - i} record(s) stay pending; retry "
+                f"with: raynas report {out_dir} --sync (records already sent are not sent "
+                "twice)") from exc
+        progress["done"] = i + 1
+        progress["prefix"] = _digest(records[: i + 1])
+        write_text(progress_path, json.dumps(progress))
     for path in paths:
         path.unlink()
-    return len(records)
+    progress_path.unlink(missing_ok=True)
+    return len(records) - already
+
+
+REPLAY_FILE = "mlflow-replay.json"
+LOCAL_ID_TAG = "raynas.local_id"
+
+
+def _digest(records: list[dict[str, Any]]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
+
+
+def _replay_record(sink: MlflowLogger, record: dict[str, Any], mapping: dict[str, str]) -> None:
+    """Send one pending record; ``mapping`` takes local run ids to the real ones."""
+    from mlflow.entities import Metric
+
+    run_id = mapping.get(record["run_id"], record["run_id"])
+    client = sink.client
+    if "start" in record:
+        start = record["start"]
+        tags = {**start["tags"], LOCAL_ID_TAG: record["run_id"]}
+        if PARENT_TAG in tags:
+            tags[PARENT_TAG] = mapping.get(tags[PARENT_TAG], tags[PARENT_TAG])
+        found = client.search_runs([sink._experiment_id], max_results=1,
+                                   filter_string=f"tags.`{LOCAL_ID_TAG}` = '{record['run_id']}'")
+        mapping[record["run_id"]] = (found[0].info.run_id if found
+                                     else sink._create(start["params"], tags, start["name"]))
+    elif "metrics" in record:
+        client.log_batch(run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in record["metrics"]])
+    elif "artifact" in record:
+        client.log_artifact(run_id, record["artifact"])
+    elif "model" in record:
+        sink._log_model(run_id, record["model"], record["register"])
+    elif "reopen" in record:
+        client.update_run(run_id, status="RUNNING")
+    elif "end" in record:
+        client.set_terminated(run_id, record["end"])

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from raynas.errors import ArgumentError, CheckpointError, SearchInterrupted, StartupError
 from raynas.search.history import History
 from raynas.search.search import HISTORY_FILE
-from raynas.tune.searcher import ARCH_KEY, PolicySearcher, to_result
+from raynas.tune.experiment import (
+    IDENTITY_FILE,
+    TUNER_FILE,
+    check_experiment,
+    read_identity,
+    search_identity,
+    write_identity,
+)
+from raynas.tune.searcher import PolicySearcher
 
 if TYPE_CHECKING:
     from ray.tune import ResultGrid
@@ -75,37 +85,39 @@ class TuneSettings:
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:
-            raise ValueError("num_trials and max_concurrent_trials must be >= 1")
+            raise ArgumentError("num_trials and max_concurrent_trials must be >= 1")
         if self.max_failures < -1:
-            raise ValueError(f"max_failures must be >= -1 (-1: retry forever), got {self.max_failures}")
+            raise ArgumentError(f"max_failures must be >= -1 (-1: retry forever), got {self.max_failures}")
 
 
 def _check_resources(settings: TuneSettings) -> None:
-    """A GPU or custom-resource request the cluster cannot meet would leave trials
-    pending forever; on an autoscaling cluster, nodes that have them may start later."""
-    import ray
+    """A trial that asks for more CPUs, GPUs or custom resources than one node of the
+    cluster has would stay pending forever; on an autoscaling cluster, nodes that have
+    them may start later. Starts a local Ray instance first if none is up."""
+    from raynas.cluster import connect, largest_node
 
-    wanted = dict(settings.custom_resources)
+    connect()
+    wanted = {"CPU": float(settings.cpus_per_trial), **settings.custom_resources}
     if settings.gpus_per_trial > 0:
         wanted["GPU"] = settings.gpus_per_trial
-    if not wanted:
-        return
-    if not ray.is_initialized():
-        ray.init()
-    have = ray.cluster_resources()
     for name, amount in wanted.items():
-        available = have.get(name, 0)
+        available = largest_node(name)
         if available >= amount:
             continue
-        if name == "GPU":
-            problem = (f"gpus_per_trial={amount:g} but the Ray cluster has {available:g} GPU(s); "
-                       "set gpus_per_trial to 0 to train on CPUs")
+        if name == "CPU":
+            problem = (f"cpus_per_trial={amount:g} but the largest node of the Ray cluster has "
+                       f"{available:g} CPU(s), and a trial runs on one node; lower "
+                       "resources.cpus_per_trial")
+        elif name == "GPU":
+            problem = (f"gpus_per_trial={amount:g} but the Ray cluster has {available:g} GPU(s) "
+                       "on any node; set gpus_per_trial to 0 to train on CPUs")
         else:
             problem = (f"custom_resources needs {name}={amount:g} per trial but the Ray cluster "
-                       f"has {available:g}; start nodes with --resources '{{\"{name}\": N}}'")
+                       f"has {available:g} on any node; start nodes with --resources "
+                       f"'{{\"{name}\": N}}'")
         if not settings.autoscaling:
-            raise ValueError(problem + " (or set resources.autoscaling: true when the cluster "
-                             "launches such nodes on demand)")
+            raise StartupError(problem + " (or set resources.autoscaling: true when the "
+                               "cluster launches such nodes on demand)")
         logger.warning("%s; waiting for the autoscaler to launch nodes that have it", problem)
 
 
@@ -120,12 +132,12 @@ def _hyper_scheduler(settings: TuneSettings, evaluator: TrainingEvaluator, out_d
     controller = HyperController.load(path)
     unknown = [p.name for p in controller.params if p.name not in HYPERPARAMETERS]
     if unknown:
-        raise ValueError(f"{path}: schedules {unknown}, but training trials can only change "
+        raise ArgumentError(f"{path}: schedules {unknown}, but training trials can only change "
                          f"{list(HYPERPARAMETERS)}")
     reported = {"valid_acc", "test_acc", "train_loss", "lr"}
     missing = sorted(set(controller.metrics) - reported)
     if missing:
-        raise ValueError(f"{path}: observes {missing}, which training trials do not report "
+        raise ArgumentError(f"{path}: observes {missing}, which training trials do not report "
                          f"(they report {sorted(reported)})")
     return HyperScheduler(controller, evaluator.epochs, settings.hyper_interval,
                           log_path=out_dir / "hyper_decisions.jsonl")
@@ -152,20 +164,36 @@ def run_tune(
     verbose: int = 1,
     callbacks: list | None = None,
     trial_tracking: TrialTracking | None = None,
+    resume: bool = False,
+    trust_folder: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> TuneRun:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
     Tune's experiment lives in ``<out_dir>/tune``, or under ``settings.storage_path``
-    (``result.json``, ``progress.csv``,
-    TensorBoard events, checkpoints); ``<out_dir>/history.parquet`` gets one row per
-    finished trial. If ``<out_dir>/tune`` holds an unfinished experiment, it is
-    restored: the policy's state comes back and unfinished trials resume from
-    their checkpoints. ``callbacks`` are extra ``ray.tune.Callback`` s; with
-    ``trial_tracking`` every trial logs its own MLflow child run.
+    (``result.json``, ``progress.csv``, TensorBoard events, checkpoints);
+    ``<out_dir>/history.parquet`` gets one row per finished trial, as trials finish.
+
+    A new search (``resume=False``) refuses a place that already holds a Tune
+    experiment. With ``resume``, the experiment there is restored: only if raynas
+    recorded this search's identity in it (space, policy and its hyperparameters, seed,
+    evaluator) and its files carry this machine's signatures (:mod:`raynas.tune.trust`;
+    ``trust_folder`` skips that check). The policy's state comes back and unfinished
+    trials resume from their checkpoints; with no experiment there yet, the search
+    starts. ``on_start`` is called once the search is set up, just before the first
+    trial. ``callbacks`` are extra ``ray.tune.Callback`` s; with ``trial_tracking``
+    every trial logs its own MLflow child run.
+
+    Raises:
+        SearchInterrupted: Tune stopped on SIGINT (Ctrl+C) before every trial finished;
+            the state is saved and ``resume=True`` continues it.
+        CheckpointError: The experiment there is another search's, or not raynas's.
+        UntrustedFolderError: Its files are not signed by this machine's raynas.
     """
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from raynas.tune import trust
     from raynas.tune.trainable import make_trainable
 
     out_dir = Path(out_dir).resolve()
@@ -178,18 +206,27 @@ def run_tune(
     )
     objective = policy.objective
     if objective.metric != evaluator.search_metric:
-        raise ValueError(
+        raise ArgumentError(
             f"the policy optimises {objective.metric!r} but the evaluator's search metric is "
             f"{evaluator.search_metric!r}"
         )
+    identity = search_identity(policy, evaluator)
+    restore = check_experiment(experiment, identity, resume)
+    if resume and not restore and (out_dir / HISTORY_FILE).is_file():
+        raise CheckpointError(f"cannot resume {out_dir}: it has {HISTORY_FILE} but Tune's "
+                              f"experiment is missing from {experiment}")
+    if restore:  # before anything starts: nothing of the folder is unpickled unchecked
+        set_aside = trust.verify_experiment(out_dir, experiment, trust=trust_folder)
     _check_resources(settings)
     # Checkpointing every epoch of short trials trips Tune's snapshot-frequency warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    if tune.Tuner.can_restore(experiment):
-        logger.info("restoring the Tune experiment in %s", experiment)
+    if restore:
+        logger.info("restoring the Tune experiment in %s%s", experiment,
+                    f" ({len(set_aside)} unsigned trial file(s) set aside)" if set_aside else "")
         tuner = tune.Tuner.restore(
             experiment, trainable=trainable, resume_unfinished=True, resume_errored=True
         )
+        trust.sign_files(out_dir, experiment, [TUNER_FILE, IDENTITY_FILE])
     else:
         scheduler = None
         if settings.hyper_controller is not None:
@@ -199,46 +236,47 @@ def run_tune(
                 time_attr="training_iteration", max_t=evaluator.epochs,
                 grace_period=min(settings.grace_period, evaluator.epochs),
             )
+        searcher = PolicySearcher(policy, max_trials=settings.num_trials, out_dir=out_dir)
+        identity_with_id = {**identity, "search_id": searcher.search_id}
+        write_identity(experiment, identity_with_id)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
                 metric=objective.metric, mode=objective.mode,
-                search_alg=PolicySearcher(policy, max_trials=settings.num_trials),
+                search_alg=searcher,
                 scheduler=scheduler, num_samples=settings.num_trials,
                 max_concurrent_trials=settings.max_concurrent_trials,
                 reuse_actors=True, trial_dirname_creator=_trial_dirname,
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=storage, verbose=verbose,
-                callbacks=callbacks,
+                callbacks=[*(callbacks or []), trust.TuneSigner(searcher, out_dir)],
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
             ),
         )
-    results = tuner.fit()
-    history = history_from_results(results, evaluator.space)
+        trust.sign_files(out_dir, experiment, [TUNER_FILE, IDENTITY_FILE])
+    search_id = (read_identity(experiment) or {}).get("search_id")
+    if not search_id:
+        raise CheckpointError(f"{experiment}/{IDENTITY_FILE} names no raynas search id")
+    PolicySearcher.set_out_dir(search_id, out_dir)
+    try:
+        if on_start is not None:
+            on_start()
+        results = tuner.fit()
+        searcher = PolicySearcher.active(search_id)
+        if searcher is None:
+            raise CheckpointError(f"{experiment}: Tune ran no raynas searcher for search "
+                                  f"{search_id}")
+    finally:
+        PolicySearcher.set_out_dir(search_id, None)
+    history = searcher.history()
     history.save(out_dir / HISTORY_FILE)
+    if not searcher.done:
+        raise SearchInterrupted(
+            f"{len(searcher.completed)} of {settings.num_trials} trials finished before the "
+            f"interrupt ({len(searcher.live)} were running); Tune saved the rest of the state "
+            f"in {experiment}",
+            out_dir, len(searcher.completed),
+        )
     return TuneRun(history, results)
-
-
-def history_from_results(results: ResultGrid, space) -> History:
-    """One history row per trial, in order of completion, from Tune's results. Tune
-    stamps results to the second; trials finishing within the same second go in
-    trial order, so a restored experiment gives the same history."""
-    rows = []
-    for result in results:
-        metrics = result.metrics or {}
-        config = result.config or {}
-        if ARCH_KEY not in config:
-            continue
-        outcome = to_result(metrics, error=result.error is not None)
-        end = float(metrics.get("timestamp", 0.0))
-        rows.append((end, str(metrics.get("trial_id", "")), config[ARCH_KEY], outcome,
-                     float(metrics.get("time_total_s", 0.0))))
-    rows.sort(key=lambda row: row[:2])
-    history = History()
-    for query, (_, _, arch, outcome, elapsed) in enumerate(rows, start=1):
-        space.from_str(arch)  # a foreign experiment folder fails here, loudly
-        history.append(step=query - 1, query=query, arch=arch, result=outcome, cached=False,
-                       elapsed=elapsed)
-    return history

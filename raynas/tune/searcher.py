@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
+from raynas.errors import ArgumentError
 from raynas.types import Arch, Result
 
 if TYPE_CHECKING:
@@ -15,6 +18,11 @@ if TYPE_CHECKING:
 
 ARCH_KEY = "arch"
 _MAX_REPEATS = 1000
+# Tuner.restore unpickles its own copy of the searcher from the experiment. By search id:
+# the copy Tune drives (the last one to be restored, asked or told), for the runner to read
+# after fit(); and the results folder the runner gives it (it may have moved).
+_ACTIVE: dict[str, PolicySearcher] = {}
+_OUT_DIRS: dict[str, str] = {}
 # Fields Tune adds to every reported result; they are not the architecture's metrics.
 TUNE_FIELDS = frozenset({
     "timestamp", "done", "training_iteration", "time_this_iter_s", "time_total_s", "pid",
@@ -43,24 +51,56 @@ class PolicySearcher(Searcher):
         >>> tune.TuneConfig(search_alg=searcher, num_samples=20)                  # doctest: +SKIP
     """
 
-    def __init__(self, policy: Policy, max_trials: int) -> None:
+    def __init__(self, policy: Policy, max_trials: int, out_dir: str | Path | None = None,
+                 search_id: str | None = None) -> None:
         if max_trials < 1:
-            raise ValueError(f"max_trials must be >= 1, got {max_trials}")
+            raise ArgumentError(f"max_trials must be >= 1, got {max_trials}")
         objective = policy.objective
         super().__init__(metric=objective.metric, mode=objective.mode)
         self.policy = policy
         self.space = policy.space
         self.max_trials = max_trials
+        self.out_dir = str(out_dir) if out_dir is not None else None
+        self.search_id = search_id or uuid.uuid4().hex
         self.started = 0
+        self.exhausted = False  # the policy stopped proposing new architectures
         self.live: dict[str, Arch] = {}
+        self.completed: list[tuple[str, Arch, Result, float]] = []  # (trial, arch, result, s)
         self.finished: dict[Arch, Result] = {}
         self.repeats = 0  # cached answers given to the policy
+        self.staging_dir: str | None = None  # where Tune last saved the experiment state
+        _ACTIVE[self.search_id] = self
+
+    @staticmethod
+    def active(search_id: str) -> PolicySearcher | None:
+        """The searcher of ``search_id`` that Tune drives in this process (after
+        ``Tuner.restore``, Tune's unpickled copy), or ``None``."""
+        return _ACTIVE.get(search_id)
+
+    @staticmethod
+    def set_out_dir(search_id: str, out_dir: str | Path | None) -> None:
+        """Where the searcher of ``search_id`` writes ``history.parquet`` (``None``: forget)."""
+        if out_dir is None:
+            _OUT_DIRS.pop(search_id, None)
+            _ACTIVE.pop(search_id, None)
+        else:
+            _OUT_DIRS[search_id] = str(out_dir)
+
+    @property
+    def history_dir(self) -> str | None:
+        return _OUT_DIRS.get(self.search_id, self.out_dir)
+
+    @property
+    def done(self) -> bool:
+        """Whether the search has nothing left to start or wait for."""
+        return not self.live and (self.started >= self.max_trials or self.exhausted)
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         # The policy's objective is the source of truth; accept only a matching metric.
         return metric in (None, self.metric) and mode in (None, self.mode)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        _ACTIVE[self.search_id] = self
         if self.started >= self.max_trials:
             return Searcher.FINISHED
         for _ in range(_MAX_REPEATS):
@@ -73,17 +113,43 @@ class PolicySearcher(Searcher):
             self.started += 1
             self.live[trial_id] = arch
             return {ARCH_KEY: self.space.to_str(arch)}
-        return Searcher.FINISHED  # the policy proposes nothing new any more
+        self.exhausted = True  # the policy proposes nothing new any more
+        return Searcher.FINISHED
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
+        _ACTIVE[self.search_id] = self
         arch = self.live.pop(trial_id, None)
         if arch is None:
             return
         outcome = to_result(result, error)
+        if error:  # where Tune wrote the traceback, relative to the experiment folder
+            outcome = Result.failed(f"the trial errored; its traceback is in "
+                                    f"trial_{trial_id}/error.txt of Tune's experiment")
         self.finished[arch] = outcome
+        self.completed.append((trial_id, arch, outcome, float((result or {}).get(
+            "time_total_s", 0.0))))
         self.policy.tell([arch], [outcome])
+        if self.history_dir is not None:
+            from raynas.search.search import HISTORY_FILE
+
+            self.history().save(Path(self.history_dir) / HISTORY_FILE)
+
+    def history(self):
+        """The :class:`~raynas.search.history.History` of the completed trials, one row per
+        trial in the order they finished."""
+        from raynas.search.history import History
+
+        history = History()
+        for query, (_, arch, outcome, elapsed) in enumerate(self.completed, start=1):
+            history.append(step=query - 1, query=query, arch=self.space.to_str(arch),
+                           result=outcome, cached=False, elapsed=elapsed)
+        return history
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        self.staging_dir = checkpoint_dir  # Tune's staging folder (see raynas.tune.trust)
+        super().save_to_dir(checkpoint_dir, session_str)
 
     # ------------------------------------------------------------ persistence
     def save(self, checkpoint_path: str) -> None:
@@ -91,11 +157,12 @@ class PolicySearcher(Searcher):
             "policy": self.policy.name,
             "policy_state": self.policy.state_dict(),
             "started": self.started,
+            "exhausted": self.exhausted,
             "repeats": self.repeats,
             "live": {tid: list(arch) for tid, arch in self.live.items()},
-            "finished": [
-                [list(arch), dict(r.metrics), r.cost, r.status.value, r.error]
-                for arch, r in self.finished.items()
+            "completed": [
+                [tid, list(arch), dict(r.metrics), r.cost, r.status.value, r.error, elapsed]
+                for tid, arch, r, elapsed in self.completed
             ],
         }
         with open(checkpoint_path, "w") as f:
@@ -105,16 +172,19 @@ class PolicySearcher(Searcher):
         with open(checkpoint_path) as f:
             state = json.load(f)
         if state["policy"] != self.policy.name:
-            raise ValueError(
+            raise ArgumentError(
                 f"searcher state is for policy {state['policy']!r}, not {self.policy.name!r}"
             )
         self.policy.load_state_dict(state["policy_state"])
         self.started, self.repeats = state["started"], state["repeats"]
+        self.exhausted = bool(state.get("exhausted", False))
         self.live = {tid: tuple(arch) for tid, arch in state["live"].items()}
-        self.finished = {
-            tuple(arch): Result(metrics, cost, status, error)
-            for arch, metrics, cost, status, error in state["finished"]
-        }
+        self.completed = [
+            (tid, tuple(arch), Result(metrics, cost, status, error), elapsed)
+            for tid, arch, metrics, cost, status, error, elapsed in state["completed"]
+        ]
+        self.finished = {arch: r for _, arch, r, _ in self.completed}
+        _ACTIVE[self.search_id] = self
 
 
 def to_result(reported: dict[str, Any] | None, error: bool = False) -> Result:

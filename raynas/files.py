@@ -1,0 +1,39 @@
+"""Writing results files: atomically, and with one clear error naming the file.
+
+Every file a search writes (``history.parquet``, ``checkpoint.json``, ``config.yaml``,
+bench results, reports) goes through :func:`write_atomically`: it is written to a
+temporary file beside it, then renamed over it, so a crash, a kill or a full disk
+never leaves half a file, and the previous version stays readable. A failed write
+raises :class:`~raynas.errors.WriteError` naming the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from raynas.errors import WriteError
+
+
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` to write a temporary file, then rename it to ``path``.
+
+    Raises:
+        WriteError: The file system refused (no space, read-only, permissions).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        write(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise WriteError(path, exc) from exc
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`write_atomically`)."""
+    write_atomically(path, lambda tmp: tmp.write_text(text))
