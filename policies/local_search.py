@@ -29,6 +29,13 @@ class LocalSearch(Policy):
     When a batch asks for more architectures than the neighbourhood has left,
     the rest are random draws; they still compete for the next move.
 
+    Asynchronous use: results are told as they arrive. The first improvement on the
+    centre moves it at once (neighbours of the old centre still pending are simply
+    told later and compete for the next move); a climb starts from the best result so
+    far as soon as one has arrived; a local optimum is declared only when the whole
+    neighbourhood has been told. Random draws and neighbours that are being evaluated
+    (:attr:`in_flight`) are skipped.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> ls = LocalSearch(NB201Space(), seed=0, num_init=1)
@@ -49,17 +56,22 @@ class LocalSearch(Policy):
         self.current: tuple[Arch, float] | None = None  # centre of the neighbourhood
         self.best_seen: tuple[Arch, float] | None = None  # best since the last move/restart
         self.queue: list[Arch] = []  # neighbours of `current` not yet asked
+        self.outstanding: set[Arch] = set()  # neighbours of `current` asked, not yet told
 
     def ask(self, n: int = 1) -> list[Arch]:
         out = []
         for _ in range(self._check_n(n)):
             if self.num_init_asked < self.num_init:
                 self.num_init_asked += 1
-                out.append(self.space.sample(self.rng))
-            elif self.queue:
+                out.append(self._not_in_flight(lambda: self.space.sample(self.rng)))
+                continue
+            while self.queue and self.queue[-1] in self.in_flight:
+                self.queue.pop()  # being evaluated already: its result will be told
+            if self.queue:
                 out.append(self.queue.pop())
+                self.outstanding.add(out[-1])
             else:
-                out.append(self.space.sample(self.rng))
+                out.append(self._not_in_flight(lambda: self.space.sample(self.rng)))
         self.pending += len(out)
         return out
 
@@ -67,6 +79,7 @@ class LocalSearch(Policy):
         self._check_told(archs, results)
         self.pending -= len(archs)
         for arch, result in zip(archs, results):
+            self.outstanding.discard(arch)
             score = self._score(result)
             if self.best_seen is None or score > self.best_seen[1]:
                 self.best_seen = (arch, score)
@@ -75,7 +88,9 @@ class LocalSearch(Policy):
         improved = self.current is None or self.best_seen[1] > self.current[1]
         if self.first_improvement and improved and self.current is not None:
             self._move_to(self.best_seen)
-        elif not self.queue and self.pending == 0:
+        elif self.current is None and self.pending > 0 and not self.outstanding:
+            self._move_to(self.best_seen)  # asynchronous: climb from the best told so far
+        elif not self.queue and (self.pending == 0 or not self.outstanding):
             if improved:
                 self._move_to(self.best_seen)
             else:  # local optimum: the next ask draws a fresh random start
@@ -83,6 +98,7 @@ class LocalSearch(Policy):
 
     def _move_to(self, member: tuple[Arch, float]) -> None:
         self.current = member
+        self.outstanding = set()
         neighbours = self.space.neighbors(member[0])
         order = self.rng.permutation(len(neighbours))
         self.queue = [neighbours[i] for i in order]
@@ -101,6 +117,7 @@ class LocalSearch(Policy):
             "current": member(self.current),
             "best_seen": member(self.best_seen),
             "queue": [list(a) for a in self.queue],
+            "outstanding": [list(a) for a in self.outstanding],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -113,3 +130,4 @@ class LocalSearch(Policy):
         self.current = member(state["current"])
         self.best_seen = member(state["best_seen"])
         self.queue = [tuple(a) for a in state["queue"]]
+        self.outstanding = {tuple(a) for a in state.get("outstanding", [])}

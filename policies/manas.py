@@ -144,7 +144,10 @@ class _EdgeAgentPolicy(Policy):
         self.high: float | None = None
 
     def ask(self, n: int = 1) -> list[Arch]:
-        return [self.space.validate(tuple(row)) for row in self.agents.sample(self._check_n(n))]
+        archs = [self.space.validate(tuple(row)) for row in self.agents.sample(self._check_n(n))]
+        return [self._not_in_flight(lambda a=a: a if a not in self.in_flight else
+                                    self.space.validate(tuple(self.agents.sample(1)[0])), tries=10)
+                for a in archs]
 
     def _rewards(self, results: Sequence[Result]) -> list[float]:
         """Scores normalised into [0, 1] by the running range (failures: 0)."""
@@ -191,6 +194,11 @@ class MANAS(_EdgeAgentPolicy):
         gamma: Share of uniform exploration γ.
         backend: ``local`` (vectorised, in process) or ``actors`` (Ray actors).
         edges_per_actor: Edges per agent-group actor (``actors`` backend).
+
+    Asynchronous use: the edge agents update on each result as it arrives, with the
+    probabilities they have then (results of architectures sampled earlier are slightly
+    off-policy for Exp3's importance weights); a sample that is being evaluated is
+    drawn again.
 
     Example:
         >>> from raynas.spaces import NB201Space

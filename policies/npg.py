@@ -106,6 +106,11 @@ class NPG(Policy):
             (0: none, the controller samples every pick; with > 0, also what replaces
             a draw the controller can only repeat).
 
+    Asynchronous use: the controller learns from each result as it arrives, at the
+    current temperature, so results of architectures sampled before the last updates
+    are off-policy (PPO-clip bounds the step); architectures being evaluated are
+    excluded from fresh draws and from front refinement, like evaluated ones.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> policy = NPG(NB201Space(), objectives={"valid_acc": "max", "params": "min"})
@@ -198,7 +203,7 @@ class NPG(Policy):
             if arch is None:
                 for _ in range(self.fresh_tries + 1):  # prefer an architecture not yet evaluated
                     arch = self.space.validate(self.controller.sample(self.rng, tau))
-                    if arch not in self.seen and arch not in out:
+                    if arch not in self.seen and arch not in out and arch not in self.in_flight:
                         break
                 else:
                     if self.refine:
@@ -211,7 +216,7 @@ class NPG(Policy):
         Pareto archive (``None`` when every archive member's neighbours are evaluated)."""
         for i in self.rng.permutation(len(self.archive)) if self.archive else ():
             options = [a for a in self.space.neighbors(self.archive[i][0])
-                       if a not in self.seen and a not in taken]
+                       if a not in self.seen and a not in taken and a not in self.in_flight]
             if options:
                 return options[int(self.rng.integers(len(options)))]
         return None

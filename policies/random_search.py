@@ -11,6 +11,9 @@ from raynas.types import Arch, Result
 class RandomSearch(Policy):
     """Uniform random sampling. Repeats are answered by the search's cache.
 
+    Asynchronous use: it has no state to go stale; a draw of an architecture that is
+    being evaluated (:attr:`in_flight`) is drawn again.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> RandomSearch(NB201Space(), seed=1).ask(1)
@@ -20,7 +23,8 @@ class RandomSearch(Policy):
     name = "random"
 
     def ask(self, n: int = 1) -> list[Arch]:
-        return [self.space.sample(self.rng) for _ in range(self._check_n(n))]
+        return [self._not_in_flight(lambda: self.space.sample(self.rng))
+                for _ in range(self._check_n(n))]
 
     def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
         self._check_told(archs, results)

@@ -25,6 +25,11 @@ class RegularizedEvolution(Policy):
             first P asks are random.
         sample_size: S, the tournament size (drawn with replacement).
 
+    Asynchronous use (as Real et al. ran it, a free worker takes the next child): a
+    pending evaluation is not in the population until its result arrives, so children
+    are bred from the members told so far; a child that is being evaluated is bred
+    again.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> rea = RegularizedEvolution(NB201Space(), seed=0, population_size=10, sample_size=5)
@@ -51,12 +56,15 @@ class RegularizedEvolution(Policy):
         for _ in range(self._check_n(n)):
             if self.num_random_asked < self.population_size or not self.population:
                 self.num_random_asked += 1
-                out.append(self.space.sample(self.rng))
+                out.append(self._not_in_flight(lambda: self.space.sample(self.rng)))
             else:
-                picks = self.rng.integers(len(self.population), size=self.sample_size)
-                parent = max((self.population[i] for i in picks), key=lambda m: m[1])[0]
-                out.append(self.space.mutate(parent, self.rng))
+                out.append(self._not_in_flight(self._child))
         return out
+
+    def _child(self) -> Arch:
+        picks = self.rng.integers(len(self.population), size=self.sample_size)
+        parent = max((self.population[i] for i in picks), key=lambda m: m[1])[0]
+        return self.space.mutate(parent, self.rng)
 
     def tell(self, archs: Sequence[Arch], results: Sequence[Result]) -> None:
         self._check_told(archs, results)

@@ -30,6 +30,11 @@ class TPE(Policy):
         n_startup_trials: Random trials before TPE takes over (Optuna's default 10).
         multivariate: Use the multivariate TPE.
 
+    Asynchronous use: Optuna keeps each pending architecture as a running trial; TPE
+    models only the finished ones, so proposals made while many are pending are close
+    to independent draws from the same model, and may repeat a running architecture
+    (the search then answers it from that evaluation).
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> tpe = TPE(NB201Space(), seed=0)                               # doctest: +SKIP

@@ -100,7 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budget", type=int, default=200, help="queries per search")
     bench.add_argument("--out", type=Path, default=Path("raynas-results/bench"))
     bench.add_argument("--base-seed", type=int, default=0)
-    bench.add_argument("--batch-size", type=int, default=1)
+    bench.add_argument("--batch-size", type=int, default=1,
+                       help="architectures per synchronous round, in process (1)")
+    bench.add_argument("--workers", type=int, default=1,
+                       help="simulated workers evaluating at once on the table's clock (1); "
+                            "results arrive in simulated-time order")
+    bench.add_argument("--cost-metric", default=None,
+                       help="the table's cost column each evaluation takes, in seconds "
+                            "(default with --workers: train_time)")
+    bench.add_argument("--synchronous", action="store_true",
+                       help="with --workers: rounds of WORKERS architectures that wait for "
+                            "the slowest (batch synchronous) instead of asynchronous")
     bench.add_argument(
         "--policy-kwargs", default=None,
         help='JSON hyperparameters per policy, e.g. \'{"rea": {"sample_size": 10}}\'',
@@ -178,7 +188,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         benchmark=_need_table(args), datasets=args.datasets, policies=args.policies,
         seeds=args.seeds, budget=args.budget, out=args.out, space=args.space,
-        base_seed=args.base_seed, batch_size=args.batch_size,
+        base_seed=args.base_seed, batch_size=args.batch_size, workers=args.workers,
+        cost_metric=args.cost_metric, synchronous=args.synchronous,
         search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
         address=args.address, objectives=args.objectives, keep_histories=args.keep_histories,

@@ -74,6 +74,9 @@ class EvaluatorConfig:
     """Supernet: one-shot pre-training steps (uniformly sampled paths) before the search."""
     retrain: bool = True
     """Supernet: train the best architecture from scratch (``epochs``) and export it."""
+    cost_metric: str | None = None
+    """Tabular: the table's cost column each evaluation takes, in seconds (the clock of
+    ``budget.seconds`` and ``budget.workers``); default with workers: ``train_time``."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,23 @@ class FrontConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """When a search stops, and how many evaluations run at once (``budget: {queries:
+    200, workers: 16}``; a plain number is ``queries``)."""
+
+    queries: int | None = 20
+    """Architectures to evaluate (trials for training, queries for tabular)."""
+    seconds: float | None = None
+    """Seconds on the search's clock: with ``workers``, simulated seconds of the table's
+    ``evaluator.cost_metric`` (``train_time``)."""
+    workers: int = 1
+    """Tabular searches: simulated workers evaluating at once on the table's clock,
+    asynchronously (training searches run ``resources.max_concurrent_trials`` trials)."""
+    synchronous: bool = False
+    """With ``workers``: rounds of ``workers`` that wait for the slowest."""
+
+
+@dataclass(frozen=True)
 class SearchConfig:
     """One search: what to search, with what, how long."""
 
@@ -173,13 +193,21 @@ class SearchConfig:
     """Experiment tracking."""
     front: FrontConfig = field(default_factory=FrontConfig)
     """Objectives of a multi-objective search (its Pareto front)."""
-    budget: int = 20
-    """Architectures to evaluate (trials for training, queries for tabular)."""
+    budget: int | BudgetConfig = 20
+    """Architectures to evaluate (trials for training, queries for tabular), or a
+    mapping with ``queries``, ``seconds``, ``workers`` and ``synchronous``."""
     seed: int = 0
     """Seeds the policy, the data split and the training."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @property
+    def limits(self) -> BudgetConfig:
+        """The budget as a :class:`BudgetConfig` (a plain number is its ``queries``)."""
+        if isinstance(self.budget, BudgetConfig):
+            return self.budget
+        return BudgetConfig(queries=self.budget)
 
 
 EVALUATOR_KINDS = ("training", "tabular", "supernet")
@@ -240,9 +268,18 @@ def _build(cls: type, data: Any, where: str) -> Any:
         if key not in names:
             raise _unknown_key(where, key, names)
         annotation = hints[key]
+        members = [a for a in typing.get_args(annotation) if dataclasses.is_dataclass(a)]
+        if members and isinstance(value, dict):  # e.g. budget: int | BudgetConfig
+            annotation = members[0]
         if dataclasses.is_dataclass(annotation):
             kwargs[key] = _build(annotation, value, f"{where}{key}.")
         elif not _type_ok(value, annotation):
+            if members:  # int | BudgetConfig: name the plain type, then the mapping's keys
+                plain = " | ".join(_type_name(a) for a in typing.get_args(annotation)
+                                   if a not in members)
+                keys = ", ".join(f.name for f in dataclasses.fields(members[0]))
+                raise ConfigError(f"{where}{key}: expected {plain}, got {type(value).__name__} "
+                                  f"{value!r} (or a mapping of {keys})")
             raise ConfigError(
                 f"{where}{key}: expected {_type_name(annotation)}, got {type(value).__name__} "
                 f"{value!r}"
@@ -289,8 +326,22 @@ def validate(config: SearchConfig) -> SearchConfig:
             raise ConfigError(f"evaluator.{key}: must be >= 1, got {getattr(ev, key)}")
     if ev.pretrain_steps < 0:
         raise ConfigError(f"evaluator.pretrain_steps: must be >= 0, got {ev.pretrain_steps}")
-    if config.budget < 1:
-        raise ConfigError(f"budget: must be >= 1, got {config.budget}")
+    limits = config.limits
+    if limits.queries is None and limits.seconds is None:
+        raise ConfigError("budget: give queries and/or seconds")
+    if limits.queries is not None and limits.queries < 1:
+        raise ConfigError(f"budget: must be >= 1 queries, got {limits.queries}")
+    if limits.seconds is not None and limits.seconds <= 0:
+        raise ConfigError(f"budget.seconds: must be > 0, got {limits.seconds}")
+    if limits.workers < 1:
+        raise ConfigError(f"budget.workers: must be >= 1, got {limits.workers}")
+    if ev.kind != "tabular" and (limits.workers > 1 or limits.seconds is not None
+                                 or limits.synchronous):
+        raise ConfigError(f"budget: workers, seconds and synchronous are for tabular searches; "
+                          f"a {ev.kind} search runs resources.max_concurrent_trials at once and "
+                          "counts queries")
+    if ev.kind != "tabular" and limits.queries is None:
+        raise ConfigError("budget.queries: a training search needs its number of trials")
     res = config.resources
     if res.cpus_per_trial <= 0 or res.gpus_per_trial < 0 or res.max_concurrent_trials < 1:
         raise ConfigError(

@@ -200,7 +200,7 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, start
                  **_: object) -> SearchSummary:
     from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
-    from raynas.search import Budget, Search
+    from raynas.search import Search
 
     ev = config.evaluator
     table = BenchmarkTable.load(ev.path, build_space(config))
@@ -214,7 +214,13 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, start
             from raynas.spaces.cost import LinearCostModel
 
             cost_model = LinearCostModel(table.space, num_classes, input_size)
-    evaluator = TabularEvaluator(table, ev.dataset, cost_model=cost_model)
+    limits = config.limits
+    clock = ev.cost_metric or ("train_time" if limits.workers > 1 else None)
+    if clock is not None and clock not in table.costs(ev.dataset):
+        raise cfg.ConfigError(
+            f"evaluator.cost_metric: {table.path} has no cost column {clock!r} for "
+            f"{ev.dataset} (its cost columns: {', '.join(table.costs(ev.dataset)) or 'none'})")
+    evaluator = TabularEvaluator(table, ev.dataset, cost_metric=clock, cost_model=cost_model)
     callbacks = []
     if config.tracking.mlflow:
         from raynas.tracking import MlflowTracker
@@ -222,9 +228,13 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, start
         callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
                                        front=spec, true_front=true_front,
                                        child_runs=bool(config.tracking.child_runs)))
+    from raynas.search import Simulated
+
+    backend = Simulated(limits.workers) if clock is not None else None
     search = Search(
-        table.space, build_policy(config, table.space), evaluator,
-        Budget(max_queries=config.budget), out_dir=out_dir, progress=True, callbacks=callbacks,
+        table.space, build_policy(config, table.space), evaluator, search_budget(config),
+        backend=backend, synchronous=limits.synchronous if backend is not None else None,
+        out_dir=out_dir, progress=True, callbacks=callbacks,
     )
     started()
     result = search.run(resume=resume)
@@ -251,7 +261,7 @@ def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, star
                   **_: object) -> SearchSummary:
     from raynas.data import load_dataset
     from raynas.evaluators.supernet import SupernetEvaluator
-    from raynas.search import Budget, Search
+    from raynas.search import Search
 
     ev = config.evaluator
     space = build_space(config)
@@ -274,7 +284,7 @@ def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, star
                                 front=spec, child_runs=bool(config.tracking.child_runs))
         callbacks.append(tracker)
     search = Search(space, build_policy(config, space), evaluator,
-                    Budget(max_queries=config.budget), out_dir=out_dir, progress=True,
+                    search_budget(config), out_dir=out_dir, progress=True,
                     callbacks=callbacks)
     started()
     result = search.run(resume=resume)
@@ -295,6 +305,14 @@ def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, star
                 tracker.mlflow.log_artifact(tracker.run_id, path)
     return SearchSummary(out_dir, result.incumbent, metrics, result.queries, model_file,
                          failure_reason(result.history))
+
+
+def search_budget(config: cfg.SearchConfig):
+    """The :class:`~raynas.search.Budget` of a config's ``budget``."""
+    from raynas.search import Budget
+
+    limits = config.limits
+    return Budget(max_queries=limits.queries, max_seconds=limits.seconds)
 
 
 def failure_reason(history) -> str | None:
@@ -345,7 +363,7 @@ def build_tune_settings(config: cfg.SearchConfig):
 
     res = config.resources
     return TuneSettings(
-        num_trials=config.budget, cpus_per_trial=res.cpus_per_trial,
+        num_trials=config.limits.queries, cpus_per_trial=res.cpus_per_trial,
         gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
         asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
         checkpoint_every=res.checkpoint_every, hyper_controller=res.hyper_controller,
@@ -414,7 +432,8 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, fr
     from raynas.tracking.mlflow import MlflowLogger, MlflowTuneCallback, search_params, search_tags
 
     logger_ = MlflowLogger(out_dir, config.tracking.uri, config.tracking.experiment)
-    params = search_params(evaluator.space, policy, evaluator, {"max_trials": config.budget})
+    params = search_params(evaluator.space, policy, evaluator,
+                           {"max_trials": config.limits.queries})
     tracking = config.tracking
     return MlflowTuneCallback(
         logger_, params, search_tags(evaluator.search_metric), front=front,

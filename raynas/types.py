@@ -22,10 +22,13 @@ Arch = tuple[int, ...]
 
 
 class Status(str, Enum):
-    """Outcome of one evaluation."""
+    """Outcome of one evaluation: ``OK`` (it ran in full), ``FAILED`` (it errored), or
+    ``STOPPED`` (a scheduler such as ASHA ended it early; its metrics are those of the
+    fidelity it reached)."""
 
     OK = "ok"
     FAILED = "failed"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,11 @@ class Result:
         metrics: Metric name -> value, e.g. ``{"valid_acc": 91.2, "test_acc": 90.8}``.
         cost: Seconds the evaluation costs: real training time, or the simulated
             time a benchmark table records (0 when the table has none).
-        status: :attr:`Status.OK`, or :attr:`Status.FAILED` with ``error`` set.
+        status: :attr:`Status.OK`, :attr:`Status.FAILED` with ``error`` set, or
+            :attr:`Status.STOPPED` (ended early at ``fidelity``).
         error: Why the evaluation failed; empty when it succeeded.
+        fidelity: The fidelity the evaluation reached (epochs trained); ``None`` when it
+            ran in full or the evaluator has no fidelity.
 
     Example:
         >>> r = Result({"valid_acc": 90.0}, cost=12.5)
@@ -49,6 +55,7 @@ class Result:
     cost: float = 0.0
     status: Status = Status.OK
     error: str = ""
+    fidelity: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metrics", MappingProxyType(dict(self.metrics)))

@@ -184,3 +184,25 @@ def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, t
     # it resumed at epoch 2 from the epoch-1 checkpoint, in a new process
     assert [r["epoch"] for r in rows] == [1.0, 2.0]
     assert rows[1]["pid"] != killer.killed[1]
+
+
+def test_an_asha_stopped_trial_is_recorded_as_stopped_and_never_the_incumbent(ray_local,
+                                                                               tmp_path):
+    space = NB201Space(channels=4, cells_per_stage=1)
+    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=3, batch_size=128,
+                                  measure_latency=False)
+    settings = TuneSettings(num_trials=8, max_concurrent_trials=1, asha=True, grace_period=1)
+    run = run_tune(make_policy("random", space, seed=4), evaluator, settings, tmp_path,
+                   verbose=0)
+    rows = run.history.to_arrow().to_pylist()
+    stopped = [r for r in rows if r["status"] == "stopped"]
+    assert stopped, "ASHA stopped no trial"
+    for row in stopped:
+        assert row["fidelity"] < 3 and row["fidelity"] == row["epoch"]
+        assert "stopped by the scheduler after" in row["error"]
+    assert {r["fidelity"] for r in rows if r["status"] == "ok"} == {3.0}
+    best = max((r for r in rows if r["status"] == "ok"), key=lambda r: r["valid_acc"])
+    from raynas.search.history import incumbent_curve
+
+    search, _ = incumbent_curve(run.history.to_arrow())
+    assert search[-1] == best["valid_acc"]  # a stopped trial's early accuracy never counts

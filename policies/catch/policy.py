@@ -127,6 +127,11 @@ class CATCH(Policy):
             ``random`` architectures. The evaluator ranks them like the controller's.
         clip, entropy, kl_weight: PPO's ε, the entropy bonus, β_KL.
 
+    Asynchronous use: the context encoder, controller and evaluator learn from each
+    result as it arrives (the log-probability of a pending architecture is the one it
+    was proposed with); architectures being evaluated are never proposed again, like
+    evaluated ones.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> policy = CATCH(NB201Space(), seed=0)
@@ -243,14 +248,16 @@ class CATCH(Policy):
         for _ in range(4):  # rounds of m draws; evaluated ones and repeats are skipped
             for arch in self.agent.controller.sample_many(self.rng, 1.0, m):
                 arch = self.space.validate(arch)
-                if arch not in self.seen and arch not in candidates and len(candidates) < m:
+                if (arch not in self.seen and arch not in self.in_flight and arch not in candidates
+                        and len(candidates) < m):
                     candidates.append(arch)
             if len(candidates) >= m:
                 break
         if self.options["fill"] == "neighbors" and len(candidates) < m:
             for arch, _, _ in sorted(self.context, key=lambda c: -c[1]):
                 for other in self.space.neighbors(arch):
-                    if other not in self.seen and other not in candidates:
+                    if other not in self.seen and other not in self.in_flight and (
+                            other not in candidates):
                         candidates.append(other)
                 if len(candidates) >= m:
                     break
@@ -260,7 +267,8 @@ class CATCH(Policy):
             if len(candidates) >= n:
                 break
             arch = self.space.sample(self.rng)
-            if arch not in candidates and (exhausted or arch not in self.seen):
+            if arch not in candidates and arch not in self.in_flight and (
+                    exhausted or arch not in self.seen):
                 candidates.append(arch)
         while len(candidates) < n:  # a space smaller than the batch: repeats are allowed
             candidates.append(self.space.sample(self.rng))

@@ -29,6 +29,32 @@ def regret_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.nda
     return value_at(curves, policy, dataset, query, "regret")
 
 
+def regret_at_time(curves: pa.Table, policy: str, dataset: str, seconds: float) -> np.ndarray:
+    """Regret of each seed's incumbent at ``seconds`` on the clock (NaN for a seed that
+    had no result by then)."""
+    mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
+    sub = curves.filter(mask)
+    seeds = sub["seed"].to_numpy()
+    times = sub["time"].to_numpy(zero_copy_only=False)
+    regret = np.asarray(sub["regret"].to_numpy(zero_copy_only=False), dtype=float)
+    out = []
+    for seed in np.unique(seeds):
+        rows = (seeds == seed) & (times <= seconds)
+        out.append(regret[rows][-1] if rows.any() else np.nan)
+    return np.asarray(out, dtype=float)
+
+
+def time_points(curves: pa.Table) -> list[float]:
+    """Simulated times at which the summary reports regret: the time by which every
+    search of the bench finished its budget, and 1/8, 1/4, 1/2 of it."""
+    ends = pc.max(curves["time"]).as_py()
+    if not ends:
+        return []
+    by_search = curves.group_by(["policy", "dataset", "seed"]).aggregate([("time", "max")])
+    horizon = float(pc.min(by_search["time_max"]).as_py())
+    return [horizon / 8, horizon / 4, horizon / 2, horizon]
+
+
 def hv_ratio_at(curves: pa.Table, policy: str, dataset: str, query: int) -> np.ndarray:
     """Each seed's front hypervolume share after ``query`` queries."""
     return value_at(curves, policy, dataset, query, "hv_ratio")
@@ -85,6 +111,10 @@ def write_summary(
         "of the incumbent's report metric from the table's best",
         f"- {config.seeds} seeds per policy and dataset, budget {config.budget} queries "
         "(cached repeats are free)",
+        *([f"- {config.workers} simulated worker(s), "
+           f"{'synchronous rounds' if config.synchronous else 'asynchronous'}; each "
+           f"evaluation takes its `{config.clock}` seconds of simulated time"]
+          if config.clock else []),
         f"- wall time {wall_seconds:.1f} s for {evaluations} evaluations "
         f"({evaluations / max(wall_seconds, 1e-9):.0f} evaluations/s end to end)",
         *([f"- {reused} of {len(config.policies) * len(config.datasets) * config.seeds} "
@@ -106,6 +136,7 @@ def write_summary(
             *_policy_table(config.policies, points, lambda p, q, d=dataset: _mean_std(
                 regret_at(curves, p, d, q))),
             "",
+            *_time_lines(curves, config, dataset),
             *_failure_lines(curves, config.policies, dataset, config.budget),
         ]
         if config.objectives:
@@ -128,6 +159,21 @@ def _policy_table(policies, points, cell) -> list[str]:
     return ["| policy | " + " | ".join(f"@{q}" for q in points) + " |",
             "|---|" + "---|" * len(points),
             *(f"| {p} | " + " | ".join(cell(p, q) for q in points) + " |" for p in policies)]
+
+
+def _time_lines(curves: pa.Table, config: BenchConfig, dataset: str) -> list[str]:
+    """Regret at fixed simulated times (a bench with a clock)."""
+    if not config.clock:
+        return []
+    points = time_points(curves.filter(pc.equal(curves["dataset"], dataset)))
+    if not points:
+        return []
+    header = "| policy | " + " | ".join(f"{s:,.0f} s" for s in points) + " |"
+    rows = [f"| {p} | " + " | ".join(_mean_std(regret_at_time(curves, p, dataset, s))
+                                      for s in points) + " |" for p in config.policies]
+    return [f"Regret at simulated times (`{config.clock}` clock, {config.workers} "
+            "worker(s)), mean ± std over seeds with a result by then:", "",
+            header, "|---|" + "---|" * len(points), *rows, ""]
 
 
 def _failure_lines(curves: pa.Table, policies, dataset: str, budget: int) -> list[str]:
@@ -172,7 +218,9 @@ def write_plot(curves: pa.Table, path: Path) -> None:
 
     datasets = list(dict.fromkeys(curves["dataset"].to_pylist()))
     policies = list(dict.fromkeys(curves["policy"].to_pylist()))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    clocked = "time" in curves.column_names and (pc.max(curves["time"]).as_py() or 0) > 0
+    fig, axes = plt.subplots(2 if clocked else 1, len(datasets),
+                             figsize=(5 * len(datasets), 8 if clocked else 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         for policy in policies:
             mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
@@ -200,6 +248,28 @@ def write_plot(curves: pa.Table, path: Path) -> None:
         ax.set_ylabel("test regret (pp)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
+    if clocked:
+        for ax, dataset in zip(axes[1], datasets):
+            _time_panel(ax, curves, dataset, policies)
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
+
+
+def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str]) -> None:
+    """Mean regret vs simulated seconds (the incumbent at each time, seeds with a result)."""
+    sub = curves.filter(pc.equal(curves["dataset"], dataset))
+    ends = sub["time"].to_numpy(zero_copy_only=False)
+    grid = np.geomspace(max(float(np.nanmin(ends[ends > 0])), 1e-3), float(np.nanmax(ends)), 60)
+    for policy in policies:
+        mean = [np.nanmean(v) if np.isfinite(v).any() else np.nan
+                for v in (regret_at_time(sub, policy, dataset, s) for s in grid)]
+        ax.plot(grid, mean, label=policy)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{dataset}: regret vs simulated time")
+    ax.set_xlabel("simulated seconds")
+    ax.set_ylabel("test regret (pp)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()

@@ -43,8 +43,8 @@ from raynas.types import Objective
 
 logger = logging.getLogger(__name__)
 
-CURVE_COLUMNS = ("policy", "dataset", "seed", "query", "valid_acc", "test_acc", "regret",
-                 "sampled_regret", "hv_ratio")
+CURVE_COLUMNS = ("policy", "dataset", "seed", "query", "time", "valid_acc", "test_acc",
+                 "regret", "sampled_regret", "hv_ratio")
 HV_COLUMNS = ("policy", "dataset", "seed", "query", "hv_ratio")
 
 
@@ -62,7 +62,15 @@ class BenchConfig:
         out: Output folder.
         space: Search space of the table's ``arch_str`` column.
         base_seed: Mixed with the seed index to derive each search's seed.
-        batch_size: Architectures asked per round.
+        batch_size: Architectures asked per synchronous round (in process).
+        workers: Simulated workers evaluating at once (:class:`~raynas.search.Simulated`):
+            each evaluation takes ``cost_metric`` seconds of simulated time, and a free
+            worker asks the policy at once (asynchronous) unless ``synchronous``.
+        cost_metric: The table's cost column that is each evaluation's duration
+            (``train_time``); the curves' ``time`` column is then simulated seconds.
+            ``None``: ``train_time`` when ``workers > 1``, else no clock (time 0).
+        synchronous: With ``workers``, rounds of ``workers`` architectures that wait for
+            the slowest before the next ask (batch synchronous), instead of asynchronous.
         search_metric: Optimised metric (``<split>_<metric>``), validation by default.
         report_metric: Metric reported for the incumbent, test by default.
         mode: ``"max"`` for accuracies, ``"min"`` for errors or losses; regret is
@@ -94,6 +102,9 @@ class BenchConfig:
     space: str = "nb201"
     base_seed: int = 0
     batch_size: int = 1
+    workers: int = 1
+    cost_metric: str | None = None
+    synchronous: bool = False
     search_metric: str = "valid_acc"
     report_metric: str = "test_acc"
     mode: str = "max"
@@ -108,6 +119,11 @@ class BenchConfig:
     @property
     def objective(self) -> Objective:
         return Objective(self.search_metric, self.mode)
+
+    @property
+    def clock(self) -> str | None:
+        """The cost column that drives the simulated clock, if any."""
+        return self.cost_metric or ("train_time" if self.workers > 1 else None)
 
     def __post_init__(self) -> None:
         from raynas.errors import unknown_name
@@ -125,6 +141,13 @@ class BenchConfig:
             raise ArgumentError(f"transfer must be 'leave-one-out' (or none), got {self.transfer!r}")
         if self.transfer and "catch" not in self.policies:
             raise ArgumentError("transfer: only the catch policy meta-trains; add catch to policies")
+        if self.workers < 1:
+            raise ArgumentError(f"workers must be >= 1, got {self.workers}")
+        if self.workers > 1 and self.batch_size > 1:
+            raise ArgumentError("batch_size is for in-process rounds; with workers, rounds "
+                                "(synchronous) have one architecture per worker")
+        if self.synchronous and self.workers == 1:
+            raise ArgumentError("synchronous: give the round size as workers (>= 2)")
         if self.seeds < 1 or self.budget < 1:
             raise ArgumentError(f"seeds and budget must be >= 1, got {self.seeds} and {self.budget}")
         if self.objectives:
@@ -204,11 +227,12 @@ def run_one(
     from raynas.evaluators import TabularEvaluator
     from raynas.front_report import hypervolume_curve
     from raynas.policies import make_policy
-    from raynas.search import Budget, Search, incumbent_curve
+    from raynas.search import Budget, Search, Simulated, incumbent_curve
     from raynas.search.history import metric_values
 
     front = fronts.get(dataset) if fronts else None
     evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric,
+                                 cost_metric=config.clock,
                                  cost_model=front.costs if front else None)
     kwargs = dict(config.policy_kwargs.get(policy, {}))
     if policy == "catch" and config.transfer:
@@ -219,9 +243,11 @@ def run_one(
         policy, table.space, seed=search_seed(config.base_seed, seed_index),
         objective=config.objective, **kwargs,
     )
+    backend = Simulated(config.workers) if config.clock else None
     search = Search(
         table.space, policy_obj, evaluator, Budget(max_queries=config.budget),
-        batch_size=config.batch_size,
+        batch_size=config.batch_size, backend=backend,
+        synchronous=config.synchronous if backend is not None else None,
     )
     result = search.run()
     if config.keep_histories:
@@ -240,6 +266,8 @@ def run_one(
         "dataset": pa.array([dataset] * n, pa.string()),
         "seed": pa.array(np.full(n, seed_index), pa.int32()),
         "query": pa.array(np.arange(1, n + 1), pa.int32()),
+        # the clock when the query's result arrived (simulated seconds with workers)
+        "time": pa.array(fresh["time"].to_numpy(zero_copy_only=False), pa.float64()),
         "valid_acc": valid,
         "test_acc": test,
         "regret": config.objective.sign * (evaluator.optimum(config.mode) - test),
@@ -277,12 +305,18 @@ def meta_train_left_out(config: BenchConfig, table: BenchmarkTable,
 
 def _check(config: BenchConfig, table: BenchmarkTable) -> None:
     """Fail fast, in the driver, on what would otherwise fail inside every Ray task."""
+    from raynas.errors import TableError
     from raynas.policies import make_policy
 
     for dataset in config.datasets:
         table.check_dataset(dataset)
         for metric in (config.search_metric, config.report_metric):
             table.column(dataset, metric)
+        if config.clock and config.clock not in table.costs(dataset):
+            have = ", ".join(table.costs(dataset)) or "none"
+            raise TableError(f"{table.path}: no cost column {config.clock!r} for {dataset} to "
+                             f"clock the simulated workers (its cost columns: {have}); pass "
+                             "--cost-metric")
     unknown = set(config.policy_kwargs) - set(config.policies)
     if unknown:
         raise ArgumentError(f"policy_kwargs names policies not in the bench: {sorted(unknown)}")

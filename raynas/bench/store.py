@@ -53,7 +53,8 @@ def search_settings(config: BenchConfig, table_digest: str, policy: str, dataset
         "dataset": dataset, "policy": policy,
         "policy_kwargs": config.policy_kwargs.get(policy, {}),
         "seed": search_seed(config.base_seed, seed_index), "budget": config.budget,
-        "batch_size": config.batch_size, "search_metric": config.search_metric,
+        "batch_size": config.batch_size, "workers": config.workers, "clock": config.clock,
+        "synchronous": config.synchronous, "search_metric": config.search_metric,
         "report_metric": config.report_metric, "mode": config.mode,
         "objectives": [list(o) for o in config.objectives],
     }

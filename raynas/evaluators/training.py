@@ -215,7 +215,7 @@ class TrainingEvaluator:
                     })
 
                 on_epoch(dict(metrics), get_state)
-        return Result(metrics, cost=elapsed)
+        return Result(metrics, cost=elapsed, fidelity=float(epochs))
 
     def _train_epoch(self, model, optimizer, loss_fn, device, seed: int, batch_size: int) -> float:
         import torch

@@ -8,8 +8,13 @@ ad-hoc lists. Columns:
   count of the evaluation they repeat);
 * ``arch`` — the canonical architecture string;
 * ``cached`` — whether the dedup cache answered instead of the evaluator;
-* ``status``, ``error``, ``cost`` — from the :class:`~raynas.types.Result`;
+* ``status``, ``error``, ``cost`` — from the :class:`~raynas.types.Result` (``ok``,
+  ``failed``, or ``stopped`` for an evaluation a scheduler ended early);
 * ``elapsed`` — wall seconds since the search started (not deterministic);
+* ``time`` — the search's clock when the row was recorded: with a simulated backend,
+  simulated seconds (deterministic); otherwise the evaluations' costs so far;
+* ``fidelity`` — the fidelity the evaluation reached (epochs), null when it ran in full
+  or the evaluator has none;
 * one float column per metric (``valid_acc``, ``test_acc``, ...).
 """
 
@@ -27,8 +32,12 @@ from raynas.errors import ArgumentError
 from raynas.files import write_atomically
 from raynas.types import Result
 
-RESERVED = ("step", "query", "arch", "cached", "status", "error", "cost", "elapsed")
+RESERVED = ("step", "query", "arch", "cached", "status", "error", "cost", "elapsed", "time",
+            "fidelity")
 NONDETERMINISTIC = ("elapsed",)
+_TYPES = {"step": pa.int64(), "query": pa.int64(), "arch": pa.string(), "cached": pa.bool_(),
+          "status": pa.string(), "error": pa.string(), "cost": pa.float64(),
+          "elapsed": pa.float64(), "time": pa.float64(), "fidelity": pa.float64()}
 
 
 class History:
@@ -37,7 +46,7 @@ class History:
     Example:
         >>> h = History()
         >>> r = Result({"valid_acc": 1.0})
-        >>> h.append(step=0, query=1, arch="|a=x|", result=r, cached=False, elapsed=0.0)
+        >>> row = h.append(step=0, query=1, arch="|a=x|", result=r, cached=False, elapsed=0.0)
         >>> h.to_arrow().column("valid_acc").to_pylist()
         [1.0]
     """
@@ -52,8 +61,10 @@ class History:
         return len(self.rows)
 
     def append(
-        self, *, step: int, query: int, arch: str, result: Result, cached: bool, elapsed: float
-    ) -> None:
+        self, *, step: int, query: int, arch: str, result: Result, cached: bool, elapsed: float,
+        time: float | None = None,
+    ) -> dict[str, Any]:
+        """Add a row; return it. ``time`` is the search's clock (default: ``elapsed``)."""
         clash = set(result.metrics) & set(RESERVED)
         if clash:
             raise ArgumentError(f"metric names {sorted(clash)} clash with history columns {RESERVED}")
@@ -66,10 +77,13 @@ class History:
             "error": result.error,
             "cost": float(result.cost),
             "elapsed": float(elapsed),
+            "time": float(elapsed if time is None else time),
+            "fidelity": None if result.fidelity is None else float(result.fidelity),
         }
         row.update(result.metrics)
         self._metric_names.update(dict.fromkeys(result.metrics))
         self.rows.append(row)
+        return row
 
     @property
     def metric_names(self) -> list[str]:
@@ -77,17 +91,8 @@ class History:
 
     def to_arrow(self) -> pa.Table:
         """The history as a table with a stable schema."""
-        types = {
-            "step": pa.int64(),
-            "query": pa.int64(),
-            "arch": pa.string(),
-            "cached": pa.bool_(),
-            "status": pa.string(),
-            "error": pa.string(),
-            "cost": pa.float64(),
-            "elapsed": pa.float64(),
-        }
-        columns = {name: pa.array([r[name] for r in self.rows], types[name]) for name in RESERVED}
+        columns = {name: pa.array([r.get(name) for r in self.rows], _TYPES[name])
+                   for name in RESERVED}
         for name in self._metric_names:
             columns[name] = pa.array([r.get(name) for r in self.rows], pa.float64())
         return pa.table(columns)

@@ -23,11 +23,18 @@ if TYPE_CHECKING:
 class Policy(ABC):
     """Base class of search policies.
 
-    Call order: ``ask(n)`` returns ``n`` valid architectures; the caller
-    evaluates them and calls ``tell(archs, results)`` with the same
-    architectures, in the same order. ``state_dict()`` may be called between a
-    ``tell`` and the next ``ask``; ``load_state_dict`` on a fresh policy built
-    with the same arguments then continues identically.
+    Call order: ``ask(n)`` returns at most ``n`` valid architectures (fewer when it
+    has fewer to offer; none when the space is exhausted for it, which ends the
+    search); the caller evaluates them and calls ``tell(archs, results)`` for them, in
+    one call after a synchronous round, or one by one as results arrive in an
+    asynchronous search (several ``ask`` calls may come before their ``tell``).
+    ``state_dict()`` may be called between a ``tell`` and the next ``ask``, with
+    evaluations still pending; ``load_state_dict`` on a fresh policy built with the same
+    arguments then continues identically.
+
+    Before each ``ask`` the search sets :attr:`in_flight`, the architectures being
+    evaluated right now; a policy should not propose them again (the search would
+    wait for the running evaluation and answer the repeat from it).
 
     Args:
         space: The search space.
@@ -43,6 +50,8 @@ class Policy(ABC):
     """
 
     name: ClassVar[str]
+    in_flight: frozenset[Arch] = frozenset()
+    """Architectures being evaluated right now (set by the search before each ``ask``)."""
 
     def __init__(
         self, space: SearchSpace, *, seed: int = 0, objective: Objective | None = None
@@ -75,6 +84,16 @@ class Policy(ABC):
         self.rng.bit_generator.state = state["rng"]
 
     # ---------------------------------------------------------------- helpers
+    def _not_in_flight(self, draw, tries: int = 100) -> Arch:
+        """``draw()`` again while it gives an architecture in flight (up to ``tries``
+        times; then the last draw, which the search answers from the running one)."""
+        arch = draw()
+        for _ in range(tries):
+            if arch not in self.in_flight:
+                break
+            arch = draw()
+        return arch
+
     def _score(self, result: Result) -> float:
         return self.objective.score(result)
 

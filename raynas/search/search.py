@@ -1,10 +1,9 @@
-"""The :class:`Search` driver: ask -> evaluate -> record -> tell, until the budget is spent."""
+"""The :class:`Search` loop: ask -> submit -> receive -> record -> tell, until the budget is spent."""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -13,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from raynas.errors import ArgumentError, CheckpointError
 from raynas.files import write_text
+from raynas.search.backends import Backend, InProcess
 from raynas.search.callbacks import Callback, ProgressBar
-from raynas.search.history import RESERVED, History
-from raynas.types import Arch, Result
+from raynas.search.history import History
+from raynas.search.state import SearchState
+from raynas.types import Arch
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.json"
 HISTORY_FILE = "history.parquet"
-_CHECKPOINT_VERSION = 1
+_CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ class Budget:
 
     Attributes:
         max_queries: Real evaluations (cached repeats are free).
-        max_seconds: Sum of the evaluations' costs in seconds: real training
-            time, or the simulated time of a table's cost column.
+        max_seconds: Seconds on the search's clock: the sum of the evaluations' costs
+            in process (real training time, or a table's cost column), the simulated
+            time with :class:`~raynas.search.backends.Simulated` workers, wall time with
+            Ray tasks. Evaluations running when it is reached still finish.
     """
 
     max_queries: int | None = None
@@ -62,7 +65,9 @@ class SearchResult:
         incumbent: Best architecture string by the search metric, or ``None``.
         incumbent_metrics: All metrics of the incumbent (its report metric included).
         queries: Real evaluations made.
-        stopped: Why the loop ended: ``"budget"`` or ``"exhausted"``.
+        stopped: Why the loop ended: ``"budget"``, ``"exhausted"`` (every architecture
+            evaluated, or the policy proposed none) or ``"stalled"`` (the policy only
+            repeated evaluated architectures, ``max_repeats`` asks in a row).
     """
 
     history: pa.Table
@@ -73,22 +78,37 @@ class SearchResult:
 
 
 class Search:
-    """Run one search: a policy proposes, an evaluator scores, the history records.
+    """Run one search: a policy proposes, a backend evaluates, the state records.
+
+    One loop serves every backend (:mod:`raynas.search.backends`): while a worker is free
+    and the budget allows, ``policy.ask`` proposes; architectures evaluated already are
+    answered from the cache (free); new ones are submitted; finished results are
+    recorded in completion order and told to the policy. With ``synchronous`` (the
+    default for the in-process backend), a round asks ``batch_size`` architectures,
+    waits for all of them and tells them together; otherwise each result is told as it
+    arrives and a free worker asks at once (asynchronous search).
 
     Args:
         space: The search space; every proposed architecture is validated by it.
         policy: Ask/tell policy (its seed makes the whole search deterministic).
         evaluator: Scores architectures; its ``search_metric`` is optimised.
         budget: When to stop.
-        batch_size: Architectures asked per round (evaluated together).
+        batch_size: Architectures asked per synchronous round.
+        backend: Where evaluations run; default :class:`~raynas.search.backends.InProcess`
+            with ``batch_size`` (a synchronous batch per round).
+        synchronous: Wait for a whole round before asking again; default: ``True`` for
+            the in-process backend, ``False`` (asynchronous) otherwise.
         out_dir: Where ``history.parquet`` and ``checkpoint.json`` go. Without it
             nothing is written and the search cannot resume.
-        checkpoint_every: Rounds between checkpoints (one is also written at the
-            end, and on any exception, from the last completed round).
+        checkpoint_every: Steps (asks) between checkpoints (one is also written at the
+            start, at the end, and on any exception, from the last consistent state).
         callbacks: Extra :class:`Callback` s.
         progress: Show a progress bar.
-        max_repeats: Stop after this many rounds in a row that found nothing new
-            (e.g. a small space fully explored).
+        max_repeats: Stop (``stopped="stalled"``) after this many asks in a row that
+            proposed nothing new, when nothing is pending: a policy that only repeats
+            itself. A space whose every architecture was evaluated ends the search at
+            once (``stopped="exhausted"``), as does a policy whose ``ask`` returns no
+            architecture.
 
     Example:
         >>> budget = Budget(max_queries=100)                                   # doctest: +SKIP
@@ -105,6 +125,8 @@ class Search:
         budget: Budget,
         *,
         batch_size: int = 1,
+        backend: Backend | None = None,
+        synchronous: bool | None = None,
         out_dir: str | Path | None = None,
         checkpoint_every: int = 25,
         callbacks: Sequence[Callback] = (),
@@ -118,7 +140,12 @@ class Search:
         if policy.space is not space and policy.space.describe() != space.describe():
             raise ArgumentError("the policy was built for another search space")
         self.space, self.policy, self.evaluator, self.budget = space, policy, evaluator, budget
-        self.batch_size = batch_size
+        if backend is not None and batch_size not in (1, backend.workers):
+            raise ArgumentError(f"batch_size={batch_size} with a backend of {backend.workers} "
+                                "workers: a round asks one architecture per worker")
+        self.backend = backend if backend is not None else InProcess(batch_size)
+        self.synchronous = isinstance(self.backend, InProcess) if synchronous is None else synchronous
+        self.batch_size = self.backend.workers
         self.out_dir = Path(out_dir).resolve() if out_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.callbacks = [*callbacks, *([ProgressBar()] if progress else [])]
@@ -130,21 +157,48 @@ class Search:
             )
         self.objective = policy.objective
         self.max_repeats = max_repeats
-        self.history = History()
-        self.queries = 0
-        self.cost = 0.0
-        self.step = 0
-        self.incumbent: tuple[str, float] | None = None  # (arch string, search metric)
-        self._incumbent_score = -math.inf
-        self._cache: dict[Arch, tuple[Result, int]] = {}
+        self.state = SearchState(space, self.objective)
+        self._joined: dict[Arch, int] = {}  # repeats of pending archs, told when they finish
         self._elapsed_before = 0.0
         self._snapshot: dict[str, Any] | None = None
+        self._checkpointed_step = 0
+        self._space_size: int | None = None
         self.completed = False  # ran to its end (see Callback.on_search_end)
+
+    # the state, as callbacks read it
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    @property
+    def queries(self) -> int:
+        return self.state.queries
+
+    @property
+    def cost(self) -> float:
+        return self.state.cost
+
+    @property
+    def clock(self) -> float:
+        return self.state.clock
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def incumbent(self) -> tuple[str, float] | None:
+        return self.state.incumbent
+
+    def incumbent_metrics(self) -> dict[str, float]:
+        """All metrics of the incumbent so far (empty before the first success)."""
+        return self.state.incumbent_metrics()
 
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> SearchResult:
         """Run until the budget is spent. With ``resume``, continue from ``out_dir``'s
         checkpoint if there is one (a larger budget than before simply extends the search)."""
+        self.backend.bind(self.evaluator)
         if resume:
             if self.out_dir is None:
                 raise ArgumentError("resume=True needs an out_dir")
@@ -159,9 +213,7 @@ class Search:
                 )
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._take_snapshot()
-        start = time.perf_counter() - self._elapsed_before
-        stopped = "budget"
+        self._start = time.perf_counter() - self._elapsed_before
         self.completed = False
         for cb in self.callbacks:
             cb.on_search_start(self)
@@ -169,20 +221,137 @@ class Search:
             self._take_snapshot()
             self._save_checkpoint()
         try:
-            repeats = 0
-            while not self._spent():
-                found = self._round(start)
-                repeats = 0 if found else repeats + 1
-                if repeats >= self.max_repeats:
-                    logger.warning("stopping: %d rounds in a row found nothing new", repeats)
-                    stopped = "exhausted"
-                    break
-                if self.out_dir is not None and self.step % self.checkpoint_every == 0:
-                    self._save_checkpoint()
+            stopped = self._loop()
             self.completed = True
         finally:
             self._end()
         return self.result(stopped)
+
+    def _loop(self) -> str:
+        stopped, repeats = "budget", 0
+        while True:
+            if stopped == "budget" and not self.backend.running and self._exhausted():
+                stopped = "exhausted"
+            while stopped == "budget" and self._may_ask():
+                new = self._ask()
+                if new is None:
+                    stopped = "exhausted"
+                    break
+                repeats = 0 if new else repeats + 1
+                if self._exhausted():
+                    stopped = "exhausted"
+                elif repeats >= self.max_repeats and not self.state.pending:
+                    logger.warning("stopping: %d asks in a row proposed nothing new", repeats)
+                    stopped = "stalled"
+                if self.synchronous or not new:
+                    break  # a synchronous round waits; a pure repeat lets the loop re-check
+            if not self.backend.running:
+                if stopped != "budget" or self._spent():
+                    return stopped
+                continue
+            self._receive(self.backend.wait())
+
+    def _spent(self) -> bool:
+        b = self.budget
+        return (b.max_queries is not None and self.state.queries >= b.max_queries) or (
+            b.max_seconds is not None and self.state.clock >= b.max_seconds
+        )
+
+    def _may_ask(self) -> bool:
+        if self._spent() or self.backend.free < 1:
+            return False
+        if self.synchronous and self.backend.running:
+            return False
+        return self._room() > 0
+
+    def _room(self) -> int:
+        """Architectures the budget still has room for, beside those running."""
+        n = self.batch_size if self.synchronous else self.backend.free
+        if self.budget.max_queries is not None:
+            n = min(n, self.budget.max_queries - self.state.queries - len(self.state.pending))
+        return n
+
+    def _exhausted(self) -> bool:
+        """Every architecture of a (small, finite) space has been evaluated."""
+        if self._space_size is None:
+            self._space_size = _count(self.space)
+        return 0 < self._space_size <= len(self.state.cache) and not self.state.pending
+
+    def _ask(self) -> int | None:
+        """Ask for what the budget and the free workers allow; submit the new ones. The
+        number of new architectures, or ``None`` when the policy proposes nothing."""
+        n = self._room()
+        self.policy.in_flight = frozenset(self.state.pending)
+        archs = [self.space.validate(a) for a in self.policy.ask(n)]
+        if not archs:
+            return None
+        if len(archs) > n:
+            raise RuntimeError(f"{self.policy.name}.ask({n}) returned {len(archs)} architectures")
+        state, elapsed = self.state, self._elapsed()
+        new = [a for a in dict.fromkeys(archs) if not state.is_known(a) and not state.is_pending(a)]
+        for arch in new:
+            state.submit(arch, step=state.step)
+            self.backend.submit(arch)
+        if self.synchronous:
+            self._round = archs
+            if not new:
+                self._receive([])  # nothing to wait for: record the repeats now
+            return len(new)
+        repeats = [a for a in archs if state.is_known(a)]
+        for arch in archs:
+            if not state.is_known(arch) and arch not in new:
+                self._joined[arch] = self._joined.get(arch, 0) + 1
+        rows = [state.record_repeat(a, elapsed=elapsed) for a in repeats]
+        if repeats:
+            self.policy.tell(repeats, [state.result_of(a) for a in repeats])
+        state.step += 1
+        if rows:
+            self._after(rows)
+        return len(new)
+
+    def _receive(self, done: list) -> None:
+        """Record finished evaluations (completion order) and tell the policy."""
+        state, elapsed = self.state, self._elapsed()
+        if self.synchronous:
+            if self.backend.running:  # the rest of the round first
+                self._pending_done = [*getattr(self, "_pending_done", []), *done]
+                return
+            done = [*getattr(self, "_pending_done", []), *done]
+            self._pending_done = []
+            finished = {arch: result for arch, result, _ in done}
+            end = max((t for _, _, t in done), default=None)  # the round's results are known
+            rows, first = [], set()
+            for arch in self._round:
+                if arch in finished and arch not in first:
+                    first.add(arch)
+                    rows.append(state.record(arch, finished[arch], elapsed=elapsed, time=end))
+                else:
+                    rows.append(state.record_repeat(arch, elapsed=elapsed))
+            self.policy.tell(self._round, [state.result_of(a) for a in self._round])
+            state.step += 1
+            self._after(rows)
+            return
+        for arch, result, t in done:
+            rows = [state.record(arch, result, elapsed=elapsed, time=t)]
+            told = [arch]
+            for _ in range(self._joined.pop(arch, 0)):
+                rows.append(state.record_repeat(arch, elapsed=elapsed))
+                told.append(arch)
+            self.policy.tell(told, [result] * len(told))
+            self._after(rows)
+
+    def _after(self, rows: list[dict[str, Any]]) -> None:
+        """Remember the consistent state, checkpoint now and then, run the callbacks."""
+        if self.out_dir is not None:
+            self._elapsed_before = self._elapsed()
+            self._take_snapshot()
+            if self.state.step - self._checkpointed_step >= self.checkpoint_every:
+                self._save_checkpoint()
+        for cb in self.callbacks:
+            cb.on_step(self, rows)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._start
 
     def _end(self) -> None:
         """Checkpoint, then let every callback end (close its progress bar, its run) even
@@ -204,68 +373,14 @@ class Search:
         if failure is not None:
             raise failure
 
-    def _spent(self) -> bool:
-        b = self.budget
-        return (b.max_queries is not None and self.queries >= b.max_queries) or (
-            b.max_seconds is not None and self.cost >= b.max_seconds
-        )
-
-    def _round(self, start: float) -> bool:
-        elapsed = time.perf_counter() - start
-        n = self.batch_size
-        if self.budget.max_queries is not None:
-            n = min(n, self.budget.max_queries - self.queries)
-        archs = [self.space.validate(a) for a in self.policy.ask(n)]
-        if len(archs) != n:
-            raise RuntimeError(f"{self.policy.name}.ask({n}) returned {len(archs)} architectures")
-        new = [a for a in dict.fromkeys(archs) if a not in self._cache]
-        results = self.evaluator.evaluate(new) if new else []
-        if len(results) != len(new):
-            raise RuntimeError(f"evaluator returned {len(results)} results for {len(new)} archs")
-        first_row = len(self.history)
-        fresh = set()
-        for arch, result in zip(new, results):
-            self.queries += 1
-            self.cost += result.cost
-            self._cache[arch] = (result, self.queries)
-            fresh.add(arch)
-        for arch in archs:
-            result, query = self._cache[arch]
-            cached = arch not in fresh
-            fresh.discard(arch)
-            text = self.space.to_str(arch)
-            self.history.append(
-                step=self.step, query=query, arch=text, result=result, cached=cached,
-                elapsed=elapsed,
-            )
-            score = self.objective.score(result)
-            if not cached and score > self._incumbent_score:
-                self._incumbent_score = score
-                self.incumbent = (text, result.metrics[self.objective.metric])
-        self.policy.tell(archs, [self._cache[a][0] for a in archs])
-        self.step += 1
-        if self.out_dir is not None:  # the round is complete: remember it before any hook runs
-            self._elapsed_before = time.perf_counter() - start
-            self._take_snapshot()
-        rows = self.history.rows[first_row:]
-        for cb in self.callbacks:
-            cb.on_step(self, rows)
-        return bool(new)
-
-    def incumbent_metrics(self) -> dict[str, float]:
-        """All metrics of the incumbent so far (empty before the first success)."""
-        if self.incumbent is None:
-            return {}
-        return dict(self._cache[self.space.from_str(self.incumbent[0])][0].metrics)
-
     def result(self, stopped: str = "budget") -> SearchResult:
         """The search's result so far."""
-        metrics = self.incumbent_metrics()
+        state = self.state
         return SearchResult(
-            history=self.history.to_arrow(),
-            incumbent=self.incumbent[0] if self.incumbent else None,
-            incumbent_metrics=metrics,
-            queries=self.queries,
+            history=state.history.to_arrow(),
+            incumbent=state.incumbent[0] if state.incumbent else None,
+            incumbent_metrics=state.incumbent_metrics(),
+            queries=state.queries,
             stopped=stopped,
         )
 
@@ -278,20 +393,21 @@ class Search:
             "seed": self.policy.seed,
             "evaluator": self.evaluator.describe(),
             "batch_size": self.batch_size,
+            "backend": self.backend.describe(),
+            "synchronous": self.synchronous,
         }
 
     def _take_snapshot(self) -> None:
-        """Remember the state after the last completed round (JSON round-trip = deep copy)."""
+        """Remember the state after the last consistent point (JSON round-trip = deep
+        copy): every told result, the pending architectures and the backend's clock."""
         self._snapshot = json.loads(json.dumps({
             "version": _CHECKPOINT_VERSION,
             **self._identity(),
             "budget": asdict(self.budget),
-            "num_rows": len(self.history),
-            "queries": self.queries,
-            "cost": self.cost,
-            "step": self.step,
+            **self.state.position(),
+            "joined": [[list(a), k] for a, k in self._joined.items()],
+            "backend_state": self.backend.state_dict(),
             "elapsed": self._elapsed_before,
-            "incumbent": self.incumbent,
             "policy_state": self.policy.state_dict(),
             "callbacks": self._callback_states(),
         }))
@@ -306,9 +422,10 @@ class Search:
 
     def _save_checkpoint(self) -> None:
         snap = self._snapshot
-        history = History(self.history.rows[: snap["num_rows"]])
+        history = History(self.state.history.rows[: snap["num_rows"]])
         history.save(self.out_dir / HISTORY_FILE)
         write_text(self.out_dir / CHECKPOINT_FILE, json.dumps(snap, indent=1))
+        self._checkpointed_step = snap["step"]
 
     def _load_checkpoint(self) -> None:
         path = self.out_dir / CHECKPOINT_FILE
@@ -316,10 +433,12 @@ class Search:
             snap = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-        if snap.get("version") != _CHECKPOINT_VERSION:
+        if snap.get("version") not in (1, _CHECKPOINT_VERSION):
             raise CheckpointError(f"{path}: unsupported checkpoint version {snap.get('version')}")
         mine = json.loads(json.dumps(self._identity()))
         for key, value in mine.items():
+            if snap.get("version") == 1 and key in ("backend", "synchronous"):
+                continue  # version 1: always the in-process, synchronous loop
             if snap.get(key) != value:
                 raise CheckpointError(
                     f"{path} belongs to another search: {key} is {snap.get(key)!r} there, "
@@ -328,23 +447,27 @@ class Search:
         history_path = self.out_dir / HISTORY_FILE
         if not history_path.exists():
             raise CheckpointError(f"{path} has no {HISTORY_FILE} beside it")
-        self.history = History.load(history_path, snap["num_rows"])
-        if len(self.history) != snap["num_rows"]:
+        history = History.load(history_path, snap["num_rows"])
+        if len(history) != snap["num_rows"]:
             raise CheckpointError(f"{history_path} has fewer rows than {path} records")
-        self.queries, self.cost, self.step = snap["queries"], snap["cost"], snap["step"]
+        self.state.restore(history, snap)
         self._elapsed_before = snap["elapsed"]
-        self.incumbent = tuple(snap["incumbent"]) if snap["incumbent"] else None
-        if self.incumbent is not None:
-            self._incumbent_score = self.objective.sign * self.incumbent[1]
-        self._cache = {}
-        for row in self.history.rows:
-            if not row["cached"]:
-                metrics = {k: v for k, v in row.items() if k not in RESERVED}
-                result = Result(metrics, row["cost"], row["status"], row["error"])
-                self._cache[self.space.from_str(row["arch"])] = (result, row["query"])
+        self._checkpointed_step = snap["step"]
+        self._joined = {tuple(a): int(k) for a, k in snap.get("joined", [])}
+        self.backend.load_state_dict(snap.get("backend_state", {"clock": self.state.clock}))
+        for arch, (at, _) in self.state.pending.items():  # they were running: run them again
+            self.backend.submit(arch, at=at)
         self.policy.load_state_dict(snap["policy_state"])
         states = snap.get("callbacks", {})
         for cb in self.callbacks:
             if type(cb).__name__ in states:
                 cb.load_state_dict(states[type(cb).__name__])
-        logger.info("resumed %s at %d queries from %s", self.policy.name, self.queries, path)
+        logger.info("resumed %s at %d queries from %s", self.policy.name, self.state.queries, path)
+
+
+def _count(space: SearchSpace, limit: int = 100_000) -> int:
+    """How many valid architectures ``space`` has, when it is small enough to count
+    (0 otherwise: never exhausted by counting)."""
+    if space.size > limit:
+        return 0
+    return sum(1 for _ in space)

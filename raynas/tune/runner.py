@@ -236,7 +236,8 @@ def run_tune(
                 time_attr="training_iteration", max_t=evaluator.epochs,
                 grace_period=min(settings.grace_period, evaluator.epochs),
             )
-        searcher = PolicySearcher(policy, max_trials=settings.num_trials, out_dir=out_dir)
+        searcher = PolicySearcher(policy, max_trials=settings.num_trials, out_dir=out_dir,
+                                  max_fidelity=evaluator.epochs)
         identity_with_id = {**identity, "search_id": searcher.search_id}
         write_identity(experiment, identity_with_id)
         tuner = tune.Tuner(

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from raynas.errors import ArgumentError
-from raynas.types import Arch, Result
+from raynas.types import Arch, Result, Status
 
 if TYPE_CHECKING:
     from raynas.search.policy import Policy
@@ -52,7 +52,7 @@ class PolicySearcher(Searcher):
     """
 
     def __init__(self, policy: Policy, max_trials: int, out_dir: str | Path | None = None,
-                 search_id: str | None = None) -> None:
+                 search_id: str | None = None, max_fidelity: float | None = None) -> None:
         if max_trials < 1:
             raise ArgumentError(f"max_trials must be >= 1, got {max_trials}")
         objective = policy.objective
@@ -61,6 +61,7 @@ class PolicySearcher(Searcher):
         self.space = policy.space
         self.max_trials = max_trials
         self.out_dir = str(out_dir) if out_dir is not None else None
+        self.max_fidelity = max_fidelity
         self.search_id = search_id or uuid.uuid4().hex
         self.started = 0
         self.exhausted = False  # the policy stopped proposing new architectures
@@ -123,7 +124,7 @@ class PolicySearcher(Searcher):
         arch = self.live.pop(trial_id, None)
         if arch is None:
             return
-        outcome = to_result(result, error)
+        outcome = to_result(result, error, self.max_fidelity)
         if error:  # where Tune wrote the traceback, relative to the experiment folder
             outcome = Result.failed(f"the trial errored; its traceback is in "
                                     f"trial_{trial_id}/error.txt of Tune's experiment")
@@ -180,15 +181,22 @@ class PolicySearcher(Searcher):
         self.exhausted = bool(state.get("exhausted", False))
         self.live = {tid: tuple(arch) for tid, arch in state["live"].items()}
         self.completed = [
-            (tid, tuple(arch), Result(metrics, cost, status, error), elapsed)
+            (tid, tuple(arch), Result(metrics, cost, status, error, fidelity=metrics.get("epoch")),
+             elapsed)
             for tid, arch, metrics, cost, status, error, elapsed in state["completed"]
         ]
         self.finished = {arch: r for _, arch, r, _ in self.completed}
         _ACTIVE[self.search_id] = self
 
 
-def to_result(reported: dict[str, Any] | None, error: bool = False) -> Result:
-    """A Tune trial's last reported metrics as a :class:`Result` (numbers only)."""
+def to_result(reported: dict[str, Any] | None, error: bool = False,
+              max_fidelity: float | None = None) -> Result:
+    """A Tune trial's last reported metrics as a :class:`Result` (numbers only).
+
+    The result's fidelity is the epochs the trial reached; a trial that ended before
+    ``max_fidelity`` epochs without an error was stopped by a scheduler (ASHA): its
+    result is :attr:`~raynas.types.Status.STOPPED`, never the incumbent, and a failure
+    to the policy's model (its metrics are kept in the history)."""
     if error or not reported:
         return Result.failed("the trial errored" if error else "the trial reported nothing")
     metrics = {
@@ -196,4 +204,9 @@ def to_result(reported: dict[str, Any] | None, error: bool = False) -> Result:
         if k not in TUNE_FIELDS and isinstance(v, (int, float)) and not isinstance(v, bool)
         and math.isfinite(v)
     }
-    return Result(metrics, cost=float(reported.get("train_seconds", 0.0)))
+    epochs = metrics.get("epoch")
+    stopped = max_fidelity is not None and epochs is not None and epochs < max_fidelity
+    return Result(metrics, cost=float(reported.get("train_seconds", 0.0)),
+                  status=Status.STOPPED if stopped else Status.OK, fidelity=epochs,
+                  error=f"stopped by the scheduler after {epochs:g} of {max_fidelity:g} epochs"
+                  if stopped else "")
