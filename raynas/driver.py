@@ -419,8 +419,8 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, star
                         best_dir / "metrics.json", best_dir / "model.onnx"],
                        model_dir=best_dir / MLFLOW_MODEL_DIR if register and model_file else None,
                        registered_name=name)
-    return SearchSummary(out_dir, best, metrics, table.num_rows, model_file,
-                         failure_reason(table))
+    evaluations = sum(not cached for cached in table["cached"].to_pylist())
+    return SearchSummary(out_dir, best, metrics, evaluations, model_file, failure_reason(table))
 
 
 def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, front=None):

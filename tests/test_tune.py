@@ -70,7 +70,10 @@ def test_searcher_answers_repeats_without_trials_and_finishes():
         configs.append(config)
         searcher.on_trial_complete(f"t{i}", {"v": 1.0})
     assert sorted(c["arch"] for c in configs) == ["|x=a|", "|x=b|"]
-    assert searcher.repeats > 0  # later proposals were repeats, answered from the cache
+    assert len(configs) == 2  # both evaluated: the third suggest says FINISHED at once
+    rows = searcher.history().to_arrow().to_pylist()
+    assert sum(not r["cached"] for r in rows) == 2
+    assert sum(r["cached"] for r in rows) == searcher.repeats  # repeats answered from the cache
 
 
 def test_searcher_errored_trial_is_a_failure():

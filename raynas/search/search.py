@@ -466,8 +466,13 @@ class Search:
 
 
 def _count(space: SearchSpace, limit: int = 100_000) -> int:
-    """How many valid architectures ``space`` has, when it is small enough to count
-    (0 otherwise: never exhausted by counting)."""
+    """How many valid architectures ``space`` has: the product of its choices when it has
+    no constraints, else counted when it is small enough (0 otherwise: never exhausted by
+    counting)."""
+    from raynas.spaces import SearchSpace
+
+    if type(space).is_valid is SearchSpace.is_valid:
+        return space.size
     if space.size > limit:
         return 0
     return sum(1 for _ in space)

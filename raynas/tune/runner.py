@@ -275,9 +275,9 @@ def run_tune(
     history.save(out_dir / HISTORY_FILE)
     if not searcher.done:
         raise SearchInterrupted(
-            f"{len(searcher.completed)} of {settings.num_trials} trials finished before the "
+            f"{searcher.state.queries} of {settings.num_trials} trials finished before the "
             f"interrupt ({len(searcher.live)} were running); Tune saved the rest of the state "
             f"in {experiment}",
-            out_dir, len(searcher.completed),
+            out_dir, searcher.state.queries,
         )
     return TuneRun(history, results)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from raynas.errors import ArgumentError
+from raynas.search.history import History
+from raynas.search.state import SearchState
 from raynas.types import Arch, Result, Status
 
 if TYPE_CHECKING:
     from raynas.search.policy import Policy
 
 ARCH_KEY = "arch"
-_MAX_REPEATS = 1000
 # Tuner.restore unpickles its own copy of the searcher from the experiment. By search id:
 # the copy Tune drives (the last one to be restored, asked or told), for the runner to read
 # after fit(); and the results folder the runner gives it (it may have moved).
@@ -63,13 +65,14 @@ class PolicySearcher(Searcher):
         self.out_dir = str(out_dir) if out_dir is not None else None
         self.max_fidelity = max_fidelity
         self.search_id = search_id or uuid.uuid4().hex
+        self.state = SearchState(self.space, objective)
         self.started = 0
         self.exhausted = False  # the policy stopped proposing new architectures
         self.live: dict[str, Arch] = {}
-        self.completed: list[tuple[str, Arch, Result, float]] = []  # (trial, arch, result, s)
-        self.finished: dict[Arch, Result] = {}
         self.repeats = 0  # cached answers given to the policy
+        self.began = time.time()  # the history's clock: wall seconds since the search began
         self.staging_dir: str | None = None  # where Tune last saved the experiment state
+        self._space_size: int | None = None
         _ACTIVE[self.search_id] = self
 
     @staticmethod
@@ -92,6 +95,11 @@ class PolicySearcher(Searcher):
         return _OUT_DIRS.get(self.search_id, self.out_dir)
 
     @property
+    def finished(self) -> dict[Arch, Result]:
+        """Every evaluated architecture's result."""
+        return {arch: result for arch, (result, _) in self.state.cache.items()}
+
+    @property
     def done(self) -> bool:
         """Whether the search has nothing left to start or wait for."""
         return not self.live and (self.started >= self.max_trials or self.exhausted)
@@ -102,20 +110,39 @@ class PolicySearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         _ACTIVE[self.search_id] = self
-        if self.started >= self.max_trials:
+        if self.started >= self.max_trials or self.exhausted:
             return Searcher.FINISHED
-        for _ in range(_MAX_REPEATS):
-            (arch,) = self.policy.ask(1)
-            arch = self.space.validate(arch)
-            if arch in self.finished:
+        state = self.state
+        while not self._space_exhausted():
+            self.policy.in_flight = frozenset(state.pending)
+            archs = self.policy.ask(1)
+            if not archs:
+                break
+            arch = self.space.validate(archs[0])
+            state.step += 1
+            if state.is_known(arch):  # answered from the cache, free
                 self.repeats += 1
-                self.policy.tell([arch], [self.finished[arch]])
+                state.record_repeat(arch, elapsed=0.0)
+                self.policy.tell([arch], [state.result_of(arch)])
+                continue
+            if state.is_pending(arch):  # running in another trial: ask again
                 continue
             self.started += 1
             self.live[trial_id] = arch
+            state.submit(arch, at=self._now(), step=state.step - 1)
             return {ARCH_KEY: self.space.to_str(arch)}
-        self.exhausted = True  # the policy proposes nothing new any more
+        self.exhausted = True  # every architecture evaluated, or the policy offers none
         return Searcher.FINISHED
+
+    def _space_exhausted(self) -> bool:
+        from raynas.search.search import _count
+
+        if self._space_size is None:
+            self._space_size = _count(self.space)
+        return 0 < self._space_size <= len(self.state.cache) + len(self.state.pending)
+
+    def _now(self) -> float:
+        return time.time() - self.began
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -128,25 +155,18 @@ class PolicySearcher(Searcher):
         if error:  # where Tune wrote the traceback, relative to the experiment folder
             outcome = Result.failed(f"the trial errored; its traceback is in "
                                     f"trial_{trial_id}/error.txt of Tune's experiment")
-        self.finished[arch] = outcome
-        self.completed.append((trial_id, arch, outcome, float((result or {}).get(
-            "time_total_s", 0.0))))
+        self.state.record(arch, outcome, elapsed=float((result or {}).get("time_total_s", 0.0)),
+                          time=self._now())
         self.policy.tell([arch], [outcome])
         if self.history_dir is not None:
             from raynas.search.search import HISTORY_FILE
 
             self.history().save(Path(self.history_dir) / HISTORY_FILE)
 
-    def history(self):
-        """The :class:`~raynas.search.history.History` of the completed trials, one row per
-        trial in the order they finished."""
-        from raynas.search.history import History
-
-        history = History()
-        for query, (_, arch, outcome, elapsed) in enumerate(self.completed, start=1):
-            history.append(step=query - 1, query=query, arch=self.space.to_str(arch),
-                           result=outcome, cached=False, elapsed=elapsed)
-        return history
+    def history(self) -> History:
+        """The search's :class:`~raynas.search.history.History`: one row per finished
+        trial, in the order they finished, and one per repeat answered from the cache."""
+        return self.state.history
 
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
         self.staging_dir = checkpoint_dir  # Tune's staging folder (see raynas.tune.trust)
@@ -160,11 +180,10 @@ class PolicySearcher(Searcher):
             "started": self.started,
             "exhausted": self.exhausted,
             "repeats": self.repeats,
+            "began": self.began,
             "live": {tid: list(arch) for tid, arch in self.live.items()},
-            "completed": [
-                [tid, list(arch), dict(r.metrics), r.cost, r.status.value, r.error, elapsed]
-                for tid, arch, r, elapsed in self.completed
-            ],
+            "history": self.state.history.rows,
+            "position": self.state.position(),
         }
         with open(checkpoint_path, "w") as f:
             json.dump(state, f)
@@ -179,13 +198,10 @@ class PolicySearcher(Searcher):
         self.policy.load_state_dict(state["policy_state"])
         self.started, self.repeats = state["started"], state["repeats"]
         self.exhausted = bool(state.get("exhausted", False))
+        self.began = float(state.get("began", self.began))
         self.live = {tid: tuple(arch) for tid, arch in state["live"].items()}
-        self.completed = [
-            (tid, tuple(arch), Result(metrics, cost, status, error, fidelity=metrics.get("epoch")),
-             elapsed)
-            for tid, arch, metrics, cost, status, error, elapsed in state["completed"]
-        ]
-        self.finished = {arch: r for _, arch, r, _ in self.completed}
+        self.state = SearchState(self.space, self.policy.objective)
+        self.state.restore(History(state["history"]), state["position"])
         _ACTIVE[self.search_id] = self
 
 
