@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from raynas import __version__
+from raynas import __version__, interrupts
 from raynas.errors import (
     EXIT_INTERRUPTED,
     EXIT_NO_SUCCESS,
@@ -301,7 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        return COMMANDS[args.command](args)
+        with interrupts.catching():
+            status = COMMANDS[args.command](args)
+            if interrupts.requested():  # its KeyboardInterrupt was swallowed on the way
+                raise KeyboardInterrupt
+        return status
     except SearchInterrupted as exc:
         print(f"raynas: interrupted: {exc}", file=sys.stderr)
         return exc.exit_status

@@ -165,6 +165,33 @@ def test_resume_with_evaluations_pending_gives_the_uninterrupted_history(name, n
     assert _rows(resumed.history) == _rows(expected.history)
 
 
+class _InterruptAfterRepeat(Callback):
+    """Interrupt right after an ask that proposed only evaluated architectures while
+    others run: the loop's next step (wait for a result, not ask) must survive resume."""
+
+    def on_step(self, search, rows):
+        if rows and all(r["cached"] for r in rows) and search.state.pending:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("name", ["rea", "ls"])
+def test_resume_right_after_a_pure_repeat_gives_the_uninterrupted_history(name, nb201_table,
+                                                                         timed, tmp_path):
+    space = nb201_table.space
+
+    def search(out, callbacks=()):
+        return Search(space, make_policy(name, space, seed=7), timed, Budget(max_queries=400),
+                      backend=Simulated(16), out_dir=out, checkpoint_every=1,
+                      callbacks=callbacks)
+
+    expected = search(tmp_path / "whole").run()
+    assert any(expected.history["cached"].to_pylist()), "no repeat to interrupt after"
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "cut", [_InterruptAfterRepeat()]).run()
+    resumed = search(tmp_path / "cut").run(resume=True)
+    assert _rows(resumed.history) == _rows(expected.history)
+
+
 def test_ray_tasks_backend_runs_k_evaluations_at_once(ray_local, nb201_table, timed):
     space = nb201_table.space
     result = Search(space, make_policy("rea", space, seed=0), timed, Budget(max_queries=20),
@@ -274,3 +301,19 @@ def test_bench_with_simulated_workers_reports_regret_at_simulated_times(ray_loca
         run_bench(BenchConfig(benchmark=tmp_path / "t.parquet", datasets=("cifar10",),
                               policies=("random",), seeds=1, budget=5, workers=4,
                               out=tmp_path / "b2"), progress=False)
+
+
+def test_scaling_sim_benchmark_smoke(table_path, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "scaling_sim.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--table", str(table_path), "--policies", "random,rea",
+         "--seeds", "3", "--workers", "1,4", "--queries", "40", "--target-queries", "20",
+         "--synchronous", "--num-cpus", "2", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| random | async | 4 |" in proc.stdout and "| rea | sync | 4 |" in proc.stdout
+    assert "best policy per k" in proc.stdout and "the whole study:" in proc.stdout

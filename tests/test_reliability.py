@@ -375,3 +375,66 @@ def test_another_key_or_no_signatures_is_refused(trust_key, tmp_path, monkeypatc
     monkeypatch.setenv("RAYNAS_TRUST_KEY", str(tmp_path / "another-key"))  # another machine
     with pytest.raises(UntrustedFolderError, match="raynas on this machine did not write them"):
         trust.verify_experiment(tmp_path, str(exp))
+
+
+# ------------------------------------------------------------------ interrupts
+class _SwallowedInterrupt:
+    """A callback in which SIGINT arrives inside code that swallows every exception (as
+    SQLAlchemy's garbage-collection hooks under MLflow do: "Exception ignored in ...")."""
+
+    def __init__(self, at_step: int):
+        self.at_step = at_step
+
+    def __getattr__(self, name):  # the other Callback hooks do nothing
+        return lambda *args, **kwargs: None
+
+    def on_step(self, search, rows):
+        import signal
+
+        if search.step == self.at_step:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except BaseException:  # noqa: BLE001 - the library that loses it
+                pass
+
+
+def test_a_swallowed_ctrl_c_still_stops_the_search_at_a_consistent_point(nb201_table, cifar10,
+                                                                        tmp_path):
+    from raynas import interrupts
+
+    space = nb201_table.space
+
+    def search(callbacks=()):
+        return Search(space, make_policy("rea", space, seed=1), cifar10, Budget(max_queries=60),
+                      out_dir=tmp_path, callbacks=list(callbacks))
+
+    expected = Search(space, make_policy("rea", space, seed=1), cifar10,
+                      Budget(max_queries=60)).run()
+    with interrupts.catching():
+        with pytest.raises(KeyboardInterrupt):
+            search([_SwallowedInterrupt(at_step=20)]).run()
+        assert interrupts.requested()
+    assert not interrupts.requested()
+    assert pq.read_table(tmp_path / "history.parquet").num_rows < 60
+    resumed = search().run(resume=True)
+    assert resumed.history["arch"].to_pylist() == expected.history["arch"].to_pylist()
+
+
+def test_cli_reports_an_interrupt_whose_exception_was_swallowed(table_path, tmp_path, monkeypatch,
+                                                                capsys):
+    import signal
+
+    from raynas import cli
+
+    def finishes_but_was_interrupted(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except BaseException:  # noqa: BLE001
+            pass
+        return 0
+
+    monkeypatch.setitem(cli.COMMANDS, "search", finishes_but_was_interrupted)
+    status = cli.main(["search", "--out", str(tmp_path / "out")])
+    assert status == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored

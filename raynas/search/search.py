@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from raynas import interrupts
 from raynas.errors import ArgumentError, CheckpointError
 from raynas.files import write_text
 from raynas.search.backends import Backend, InProcess
@@ -159,6 +160,11 @@ class Search:
         self.max_repeats = max_repeats
         self.state = SearchState(space, self.objective)
         self._joined: dict[Arch, int] = {}  # repeats of pending archs, told when they finish
+        # Where the loop stands between consistent points (checkpointed, so a resumed loop
+        # takes the same next step): asks in a row that proposed nothing new, and whether
+        # the next step waits for a result (after a pure repeat while others run).
+        self._repeats = 0
+        self._await_result = False
         self._elapsed_before = 0.0
         self._snapshot: dict[str, Any] | None = None
         self._checkpointed_step = 0
@@ -228,20 +234,21 @@ class Search:
         return self.result(stopped)
 
     def _loop(self) -> str:
-        stopped, repeats = "budget", 0
+        stopped = "budget"
         while True:
+            interrupts.check()
             if stopped == "budget" and not self.backend.running and self._exhausted():
                 stopped = "exhausted"
-            while stopped == "budget" and self._may_ask():
+            while stopped == "budget" and not self._awaiting() and self._may_ask():
                 new = self._ask()
                 if new is None:
                     stopped = "exhausted"
                     break
-                repeats = 0 if new else repeats + 1
                 if self._exhausted():
                     stopped = "exhausted"
-                elif repeats >= self.max_repeats and not self.state.pending:
-                    logger.warning("stopping: %d asks in a row proposed nothing new", repeats)
+                elif self._repeats >= self.max_repeats and not self.state.pending:
+                    logger.warning("stopping: %d asks in a row proposed nothing new",
+                                   self._repeats)
                     stopped = "stalled"
                 if self.synchronous or not new:
                     break  # a synchronous round waits; a pure repeat lets the loop re-check
@@ -250,6 +257,10 @@ class Search:
                     return stopped
                 continue
             self._receive(self.backend.wait())
+
+    def _awaiting(self) -> bool:
+        """The last ask proposed only repeats while evaluations run: wait for one first."""
+        return self._await_result and bool(self.backend.running)
 
     def _spent(self) -> bool:
         b = self.budget
@@ -292,6 +303,8 @@ class Search:
         for arch in new:
             state.submit(arch, step=state.step)
             self.backend.submit(arch)
+        self._repeats = 0 if new else self._repeats + 1
+        self._await_result = not new and not self.synchronous
         if self.synchronous:
             self._round = archs
             if not new:
@@ -331,6 +344,7 @@ class Search:
             state.step += 1
             self._after(rows)
             return
+        self._await_result = False
         for arch, result, t in done:
             rows = [state.record(arch, result, elapsed=elapsed, time=t)]
             told = [arch]
@@ -406,6 +420,7 @@ class Search:
             "budget": asdict(self.budget),
             **self.state.position(),
             "joined": [[list(a), k] for a, k in self._joined.items()],
+            "loop": {"repeats": self._repeats, "await_result": self._await_result},
             "backend_state": self.backend.state_dict(),
             "elapsed": self._elapsed_before,
             "policy_state": self.policy.state_dict(),
@@ -454,6 +469,9 @@ class Search:
         self._elapsed_before = snap["elapsed"]
         self._checkpointed_step = snap["step"]
         self._joined = {tuple(a): int(k) for a, k in snap.get("joined", [])}
+        loop = snap.get("loop", {})
+        self._repeats = int(loop.get("repeats", 0))
+        self._await_result = bool(loop.get("await_result", False))
         self.backend.load_state_dict(snap.get("backend_state", {"clock": self.state.clock}))
         for arch, (at, _) in self.state.pending.items():  # they were running: run them again
             self.backend.submit(arch, at=at)
