@@ -56,6 +56,34 @@ def test_sqlite_default_store(nb201_table, tmp_path):
     assert not (tmp_path / PENDING_FILE).exists()
 
 
+class _InterruptBeforeTracker(Callback):
+    """Ctrl+C after the search took its snapshot of a step but before the tracker saw
+    that step (callbacks run in order; this one comes first)."""
+
+    def __init__(self, at_query):
+        self.at_query = at_query
+
+    def on_step(self, search, rows):
+        if search.queries >= self.at_query:
+            raise KeyboardInterrupt
+
+
+def test_interrupt_before_the_tracker_saw_a_step_loses_no_metric(nb201_table, tmp_path):
+    def search(callbacks):
+        evaluator = TabularEvaluator(nb201_table, "cifar10")
+        policy = make_policy("rea", nb201_table.space, seed=0)
+        return Search(nb201_table.space, policy, evaluator, Budget(max_queries=BUDGET),
+                      out_dir=tmp_path, callbacks=callbacks, checkpoint_every=1)
+
+    first = MlflowTracker(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        search([_InterruptBeforeTracker(at_query=23), first]).run()
+    second = MlflowTracker(tmp_path)
+    search([second]).run(resume=True)
+    assert second.run_id == first.run_id
+    _check_run(mlflow.MlflowClient(default_uri(tmp_path)), first.run_id)
+
+
 def test_credentials_are_redacted():
     assert redact("http://alice:s3cret@host:5000/x") == "http://***@host:5000/x"
     assert redact("sqlite:////tmp/a.db") == "sqlite:////tmp/a.db"

@@ -248,6 +248,16 @@ class MlflowLogger:
             return 0
         return max(steps, default=0)
 
+    def last_value(self, run_id: str, key: str) -> float | None:
+        """The value of ``key`` at the run's last step (``None``: none, or unreachable)."""
+        if self.failed or run_id.startswith(_LOCAL):
+            return None
+        try:
+            history = self.client.get_metric_history(run_id, key)
+        except Exception:  # noqa: BLE001 - then the value is logged again
+            return None
+        return max(history, key=lambda m: (m.step, m.timestamp)).value if history else None
+
 
 def search_params(space, policy, evaluator, budget: dict[str, Any]) -> dict[str, Any]:
     """The parent run's params."""
@@ -321,12 +331,16 @@ class MlflowTracker(Callback):
         self._last_flush = time.monotonic()
         self.run_id: str | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
-        self._incumbent: str | None = None
+        self._best: float | None = None  # the last best/<search metric> logged
         self._sent = 0  # queries the run already had when the search resumed
+        # Queries this tracker has queued: what ``evaluations`` says, so that it never
+        # claims one whose metrics it has not got (an interrupt between the search's
+        # checkpoint and this callback); a resume sends everything after it.
+        self._told = 0
 
     def _flush(self, search: Search) -> None:
         now = _now_ms()
-        self._metrics.append(("evaluations", float(search.queries), now, search.queries))
+        self._metrics.append(("evaluations", float(self._told), now, self._told))
         if self.front is not None:
             volume = front_hypervolume(search.history.to_arrow(), self.front)
             self._metrics.append(("hypervolume", volume, now, search.queries))
@@ -347,7 +361,9 @@ class MlflowTracker(Callback):
     def on_search_start(self, search: Search) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.run_id is not None:  # resumed: the same parent run, and what it missed
-            self._sent = self.mlflow.reopen(self.run_id)
+            self._sent = self._told = self.mlflow.reopen(self.run_id)
+            self._best = self.mlflow.last_value(self.run_id,
+                                                f"best/{search.evaluator.search_metric}")
             self.on_step(search, search.history.rows)
             return
         params = search_params(search.space, search.policy, search.evaluator,
@@ -362,10 +378,11 @@ class MlflowTracker(Callback):
             if not row["cached"] and row["query"] > self._sent:
                 self._metrics += [(f"arch/{k}", float(row[k]), now, row["query"])
                                   for k in keys if isinstance(row.get(k), (int, float))]
+                self._told = max(self._told, row["query"])
                 if self.child_runs:
                     self._child_run(row, now)
-        if search.incumbent is not None and search.incumbent[0] != self._incumbent:
-            self._incumbent = search.incumbent[0]
+        if search.incumbent is not None and search.incumbent[1] != self._best:
+            self._best = search.incumbent[1]
             best = search.incumbent_metrics()
             self._metrics += [(f"best/{k}", float(best[k]), now, step)
                               for k in (search.evaluator.search_metric,
