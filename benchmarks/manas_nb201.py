@@ -46,7 +46,7 @@ def main() -> None:
     )).to_pandas()
     print(f"{len(POLICIES)} policies x {len(DATASETS)} datasets x {args.seeds} seeds x "
           f"{args.budget} queries in {time.perf_counter() - start:.1f} s\n")
-    points = [q for q in POINTS if q <= args.budget]
+    points = [q for q in POINTS if q <= args.budget] or [args.budget]  # a smoke run: its end
     header = " / ".join(f"@{q}" for q in points)
     print(f"| dataset | policy | test regret {header} | cumulative regret {header} | "
           f"growth @{points[-1]}/@{points[-1] // 2} |")
