@@ -399,13 +399,11 @@ def _run_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, star
     run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
                    callbacks=[tracker] if tracker else None, trial_tracking=trial_tracking,
                    resume=resume, trust_folder=trust_folder, on_start=started)
-    table = run.history.to_arrow()
+    table = run.history
     register = tracker is not None and config.tracking.register_model
-    ok = [r for r in table.to_pylist() if r["status"] == "ok"]
-    best, metrics, model_file = None, {}, None
-    if ok:
-        best = max(ok, key=lambda r: r["valid_acc"])["arch"]
-        row = next(r for r in ok if r["arch"] == best)
+    best, metrics, model_file = run.incumbent, {}, None
+    if best is not None:
+        row = next(r for r in table.to_pylist() if r["arch"] == best and r["status"] == "ok")
         metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
         model_file = export_best(run, evaluator, best, out_dir / "best", mlflow_model=register)
     _write_best(out_dir, best, metrics)
@@ -442,13 +440,14 @@ def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, fr
 
 
 def export_best(run, evaluator, arch: str, folder: Path, mlflow_model: bool = False) -> Path | None:
-    """Export the trained network of ``arch`` (its trial's last checkpoint) into
+    """Export the trained network of ``arch`` (its trial's last checkpoint in ``run.grid``,
+    Tune's ``ResultGrid``) into
     ``folder`` with :func:`raynas.export.export_network` (and, with ``mlflow_model``,
     :func:`raynas.export.save_mlflow_model`); return the ONNX file, or ``None`` when
     no checkpoint of ``arch`` exists."""
     from raynas.export import build_trained, export_network, save_mlflow_model, trained_state
 
-    state = trained_state(run.results, arch)
+    state = trained_state(run.grid, arch)
     if state is None:
         logger.warning("no checkpoint of %s to export", arch)
         return None

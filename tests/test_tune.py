@@ -86,12 +86,20 @@ def test_searcher_errored_trial_is_a_failure():
 def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
     policy = make_policy("rea", evaluator.space, seed=0, population_size=3, sample_size=2)
     run = run_tune(policy, evaluator, TuneSettings(num_trials=4), tmp_path, verbose=0)
-    table = run.history.to_arrow()
+    table = run.history
     assert table.num_rows == 4
     assert set(table["status"].to_pylist()) == {"ok"}
     assert table["epoch"].to_pylist() == [2.0] * 4
     assert max(table["valid_acc"].to_pylist()) > 50.0  # it really trained (chance: 10 %)
     assert (tmp_path / "history.parquet").exists()
+    # the in-process search's result type, with Tune's ResultGrid beside it
+    from raynas.search import SearchResult
+
+    assert isinstance(run, SearchResult) and run.queries == 4 and run.stopped == "budget"
+    best = max(table.to_pylist(), key=lambda r: r["valid_acc"])
+    assert run.incumbent == best["arch"]
+    assert run.incumbent_metrics["valid_acc"] == best["valid_acc"]
+    assert len(run.grid) == 4 and not run.grid.errors
     trials = sorted((tmp_path / "tune").glob("trial_*"))
     assert len(trials) == 4
     for name in ("result.json", "progress.csv"):
@@ -126,7 +134,7 @@ def test_storage_path_holds_the_experiment_and_resumes_from_it(ray_local, evalua
     settings = TuneSettings(num_trials=2, storage_path=str(storage))
     policy = make_policy("random", evaluator.space, seed=0)
     run = run_tune(policy, evaluator, settings, out, verbose=0)
-    assert run.history.to_arrow().num_rows == 2 and (out / "history.parquet").is_file()
+    assert run.history.num_rows == 2 and (out / "history.parquet").is_file()
     assert not (out / "tune").exists()
     trials = sorted((storage / "run1" / "tune").glob("trial_*/result.json"))
     assert len(trials) == 2
@@ -134,7 +142,7 @@ def test_storage_path_holds_the_experiment_and_resumes_from_it(ray_local, evalua
     assert {r["node_id"] for r in rows} == {ray.get_runtime_context().get_node_id()}
     again = run_tune(make_policy("random", evaluator.space, seed=0), evaluator, settings, out,
                      verbose=0, resume=True)  # restored from storage: the finished trials
-    assert again.history.to_arrow()["arch"].to_pylist() == run.history.to_arrow()["arch"].to_pylist()
+    assert again.history["arch"].to_pylist() == run.history["arch"].to_pylist()
 
 
 def test_a_search_never_takes_over_another_searchs_experiment(ray_local, evaluator, tmp_path):
@@ -157,7 +165,7 @@ def test_a_search_never_takes_over_another_searchs_experiment(ray_local, evaluat
         run_tune(make_policy("random", evaluator.space, seed=5), evaluator, settings, other,
                  verbose=0, resume=True)
     assert not (other / "history.parquet").exists()  # nothing of the first was adopted
-    assert first.history.to_arrow().num_rows == 2
+    assert first.history.num_rows == 2
 
 
 class _KillFirstTrialOnce(tune.Callback):
@@ -179,7 +187,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, t
     settings = TuneSettings(num_trials=3, max_failures=2)
     run = run_tune(policy, evaluator, settings, tmp_path, verbose=0, callbacks=[killer])
     assert killer.killed is not None
-    table = run.history.to_arrow()
+    table = run.history
     assert table.num_rows == 3 and set(table["status"].to_pylist()) == {"ok"}
     assert table["epoch"].to_pylist() == [2.0] * 3
     killed_trial = tmp_path / "tune" / f"trial_{killer.killed[0]}"
@@ -197,7 +205,7 @@ def test_an_asha_stopped_trial_is_recorded_as_stopped_and_never_the_incumbent(ra
     settings = TuneSettings(num_trials=8, max_concurrent_trials=1, asha=True, grace_period=1)
     run = run_tune(make_policy("random", space, seed=4), evaluator, settings, tmp_path,
                    verbose=0)
-    rows = run.history.to_arrow().to_pylist()
+    rows = run.history.to_pylist()
     stopped = [r for r in rows if r["status"] == "stopped"]
     assert stopped, "ASHA stopped no trial"
     for row in stopped:
@@ -207,5 +215,5 @@ def test_an_asha_stopped_trial_is_recorded_as_stopped_and_never_the_incumbent(ra
     best = max((r for r in rows if r["status"] == "ok"), key=lambda r: r["valid_acc"])
     from raynas.search.history import incumbent_curve
 
-    search, _ = incumbent_curve(run.history.to_arrow())
+    search, _ = incumbent_curve(run.history)
     assert search[-1] == best["valid_acc"]  # a stopped trial's early accuracy never counts

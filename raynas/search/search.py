@@ -69,6 +69,8 @@ class SearchResult:
         stopped: Why the loop ended: ``"budget"``, ``"exhausted"`` (every architecture
             evaluated, or the policy proposed none) or ``"stalled"`` (the policy only
             repeated evaluated architectures, ``max_repeats`` asks in a row).
+        grid: What the backend adds: Tune's ``ResultGrid`` for a training search
+            (:func:`raynas.tune.run_tune`), else ``None``.
     """
 
     history: pa.Table
@@ -76,6 +78,7 @@ class SearchResult:
     incumbent_metrics: dict[str, float]
     queries: int
     stopped: str
+    grid: Any = None
 
 
 class Search:

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raynas.errors import ArgumentError, CheckpointError, SearchInterrupted, StartupError
-from raynas.search.history import History
-from raynas.search.search import HISTORY_FILE
+from raynas.search.search import HISTORY_FILE, SearchResult
 from raynas.tune.experiment import (
     IDENTITY_FILE,
     TUNER_FILE,
@@ -23,8 +22,6 @@ from raynas.tune.experiment import (
 from raynas.tune.searcher import PolicySearcher
 
 if TYPE_CHECKING:
-    from ray.tune import ResultGrid
-
     from raynas.evaluators import TrainingEvaluator
     from raynas.search.policy import Policy
     from raynas.tracking.mlflow import TrialTracking
@@ -32,14 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXPERIMENT = "tune"
-
-
-@dataclass(frozen=True)
-class TuneRun:
-    """What :func:`run_tune` returns: the raynas history and Tune's own results."""
-
-    history: History
-    results: ResultGrid
 
 
 @dataclass(frozen=True)
@@ -167,7 +156,7 @@ def run_tune(
     resume: bool = False,
     trust_folder: bool = False,
     on_start: Callable[[], None] | None = None,
-) -> TuneRun:
+) -> SearchResult:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
     Tune's experiment lives in ``<out_dir>/tune``, or under ``settings.storage_path``
@@ -183,6 +172,10 @@ def run_tune(
     starts. ``on_start`` is called once the search is set up, just before the first
     trial. ``callbacks`` are extra ``ray.tune.Callback`` s; with ``trial_tracking``
     every trial logs its own MLflow child run.
+
+    Returns:
+        The same :class:`~raynas.search.SearchResult` as an in-process search, with
+        Tune's ``ResultGrid`` as ``grid`` (checkpoints, per-epoch results).
 
     Raises:
         SearchInterrupted: Tune stopped on SIGINT (Ctrl+C) before every trial finished;
@@ -280,4 +273,12 @@ def run_tune(
             f"in {experiment}",
             out_dir, searcher.state.queries,
         )
-    return TuneRun(history, results)
+    state = searcher.state
+    return SearchResult(
+        history=history.to_arrow(),
+        incumbent=state.incumbent[0] if state.incumbent else None,
+        incumbent_metrics=state.incumbent_metrics(),
+        queries=state.queries,
+        stopped="exhausted" if searcher.exhausted else "budget",
+        grid=results,
+    )
