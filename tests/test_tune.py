@@ -84,8 +84,14 @@ def test_searcher_errored_trial_is_a_failure():
 
 
 def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
+    import signal
+
     policy = make_policy("rea", evaluator.space, seed=0, population_size=3, sample_size=2)
+    before = signal.getsignal(signal.SIGINT)
     run = run_tune(policy, evaluator, TuneSettings(num_trials=4), tmp_path, verbose=0)
+    # Tune's SIGINT handler does not outlive fit(): a Ctrl+C while the best network is
+    # exported is raynas's (raynas.interrupts), not silently Tune's
+    assert signal.getsignal(signal.SIGINT) is before
     table = run.history
     assert table.num_rows == 4
     assert set(table["status"].to_pylist()) == {"ok"}

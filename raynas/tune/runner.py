@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,10 +256,15 @@ def run_tune(
     if not search_id:
         raise CheckpointError(f"{experiment}/{IDENTITY_FILE} names no raynas search id")
     PolicySearcher.set_out_dir(search_id, out_dir)
+    handler = signal.getsignal(signal.SIGINT)  # Tune's fit() leaves its own installed
     try:
         if on_start is not None:
             on_start()
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        finally:
+            if handler is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGINT, handler)  # a later Ctrl+C is raynas's again
         searcher = PolicySearcher.active(search_id)
         if searcher is None:
             raise CheckpointError(f"{experiment}: Tune ran no raynas searcher for search "
