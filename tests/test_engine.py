@@ -154,15 +154,21 @@ def test_resume_with_evaluations_pending_gives_the_uninterrupted_history(name, n
                       backend=Simulated(4), out_dir=out, checkpoint_every=3,
                       callbacks=callbacks)
 
-    expected = search(tmp_path / "whole").run()
-    with pytest.raises(KeyboardInterrupt):
-        search(tmp_path / "cut", [_InterruptAt(11)]).run()
+    expected, saved, resumed = _cut_and_resume(search, _InterruptAt(11), tmp_path)
+    assert saved["pending"], "the checkpoint was taken with evaluations pending"
+    assert _rows(resumed.history) == _rows(expected.history)
+
+
+def _cut_and_resume(search, interrupt: Callback, tmp_path):
+    """``search(out, callbacks)`` run whole, then cut by ``interrupt`` and resumed: the
+    whole result, the checkpoint the cut left, the resumed result."""
     import json
 
+    expected = search(tmp_path / "whole").run()
+    with pytest.raises(KeyboardInterrupt):
+        search(tmp_path / "cut", [interrupt]).run()
     saved = json.loads((tmp_path / "cut" / "checkpoint.json").read_text())
-    assert saved["pending"], "the checkpoint was taken with evaluations pending"
-    resumed = search(tmp_path / "cut").run(resume=True)
-    assert _rows(resumed.history) == _rows(expected.history)
+    return expected, saved, search(tmp_path / "cut").run(resume=True)
 
 
 class _InterruptAfterRepeat(Callback):
@@ -184,11 +190,8 @@ def test_resume_right_after_a_pure_repeat_gives_the_uninterrupted_history(name, 
                       backend=Simulated(16), out_dir=out, checkpoint_every=1,
                       callbacks=callbacks)
 
-    expected = search(tmp_path / "whole").run()
+    expected, _, resumed = _cut_and_resume(search, _InterruptAfterRepeat(), tmp_path)
     assert any(expected.history["cached"].to_pylist()), "no repeat to interrupt after"
-    with pytest.raises(KeyboardInterrupt):
-        search(tmp_path / "cut", [_InterruptAfterRepeat()]).run()
-    resumed = search(tmp_path / "cut").run(resume=True)
     assert _rows(resumed.history) == _rows(expected.history)
 
 
