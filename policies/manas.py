@@ -173,6 +173,10 @@ class _EdgeAgentPolicy(Policy):
         """Every edge agent's current distribution over its ops."""
         return self.agents.probabilities()
 
+    def most_likely(self) -> tuple[int, ...]:
+        """The derived architecture: every edge's most likely op (MANAS's final choice)."""
+        return tuple(int(np.argmax(p)) for p in self.probabilities())
+
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "agents": self.agents.state_dict(),
                 "range": [self.low, self.high]}

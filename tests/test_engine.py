@@ -209,9 +209,9 @@ def test_in_process_batches_are_one_evaluate_call(toy):
     calls = []
 
     class Counting(TabularEvaluator):
-        def evaluate(self, archs, fidelity=None):
+        def evaluate(self, archs):
             calls.append(len(archs))
-            return super().evaluate(archs, fidelity)
+            return super().evaluate(archs)
 
     counting = Counting(evaluator.table, "toy", cost_metric="train_time")
     Search(space, Scripted(space, range(6)), counting, Budget(max_queries=6),

@@ -144,18 +144,23 @@ def test_mixed_supernet_runs_every_op_and_trains_its_alphas():
 def test_manas_on_a_supernet_learns_on_digits():
     from raynas.data import load_digits
     from raynas.evaluators import TrainingEvaluator
-    from raynas.evaluators.supernet import SupernetEvaluator, run_supernet_search
+    from raynas.evaluators.supernet import SupernetEvaluator
+    from raynas.search import Budget, Search, SearchResult
     from raynas.spaces import NB201Space
 
     space = NB201Space(channels=4, cells_per_stage=1)
     data = load_digits(input_size=8)
     evaluator = SupernetEvaluator(space, data, steps=5, batch_size=128, seed=0)
-    out = run_supernet_search(MANAS(space, seed=0), evaluator, steps=12,
-                              retrain=TrainingEvaluator(space, data, epochs=4))
-    assert evaluator.evaluations == 12  # every sample trains the path: no cache
-    assert np.mean(out["rewards"][-4:]) > np.mean(out["rewards"][:2]) + 20  # shared weights learn
-    space.from_str(out["derived"])
-    assert out["retrained"]["test_acc"] > 40  # retrained from scratch; chance is 10 %
+    policy = MANAS(space, seed=0)
+    result = Search(space, policy, evaluator, Budget(max_queries=12)).run()
+    assert isinstance(result, SearchResult)  # the same result type as every search
+    assert evaluator.evaluations == result.queries == 12  # every query trains its path
+    rewards = [r["valid_acc"] for r in result.history.to_pylist() if not r["cached"]]
+    assert np.mean(rewards[-4:]) > np.mean(rewards[:2]) + 20  # the shared weights learn
+    derived = policy.most_likely()
+    space.validate(derived)
+    (retrained,) = TrainingEvaluator(space, data, epochs=4).evaluate([derived])
+    assert retrained.metrics["test_acc"] > 40  # retrained from scratch; chance is 10 %
 
 
 def test_mixed_op_darts_baseline_derives_an_architecture_on_digits():
@@ -175,7 +180,8 @@ def test_mixed_op_darts_baseline_derives_an_architecture_on_digits():
 
 def test_actor_backend_state_round_trip_and_supernet_search(ray_local, nb201_table):
     from raynas.data import load_digits
-    from raynas.evaluators.supernet import SupernetEvaluator, run_supernet_search
+    from raynas.evaluators.supernet import SupernetEvaluator
+    from raynas.search import Budget, Search
     from raynas.spaces import NB201Space
 
     policy = MANAS(nb201_table.space, seed=1, backend="actors", edges_per_actor=4)
@@ -186,6 +192,7 @@ def test_actor_backend_state_round_trip_and_supernet_search(ray_local, nb201_tab
     assert twin.ask(5) == policy.ask(5)  # the agents' generators and scores came back
 
     space = NB201Space(channels=4, cells_per_stage=1)
-    out = run_supernet_search(MANAS(space, seed=0, backend="actors"),
-                              SupernetEvaluator(space, load_digits(input_size=8), steps=2), steps=4)
-    assert len(out["rewards"]) == 4 and space.from_str(out["derived"])
+    policy = MANAS(space, seed=0, backend="actors")
+    result = Search(space, policy, SupernetEvaluator(space, load_digits(input_size=8), steps=2),
+                    Budget(max_queries=4)).run()
+    assert result.queries == 4 and space.validate(policy.most_likely())

@@ -122,7 +122,7 @@ def test_seconds_budget_uses_evaluation_costs():
     class Costly:
         search_metric = report_metric = "v"
 
-        def evaluate(self, archs, fidelity=None):
+        def evaluate(self, archs):
             return [Result(r.metrics, cost=evaluator_cost) for r in evaluator.evaluate(archs)]
 
         def describe(self):

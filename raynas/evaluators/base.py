@@ -24,8 +24,11 @@ class Evaluator(Protocol):
     search_metric: str
     report_metric: str
 
-    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
-        """Evaluate ``archs``; ``fidelity`` (epochs, data fraction) is evaluator-specific."""
+    def evaluate(self, archs: Sequence[Arch]) -> list[Result]:
+        """Evaluate ``archs`` in full (an evaluator's own settings say what "in full" is:
+        a training evaluator's ``epochs``). A result that ended early says so with
+        ``status=STOPPED`` and the ``fidelity`` it reached; the engines never ask for a
+        lower fidelity (schedulers such as ASHA stop trials instead)."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ class FunctionEvaluator:
         self.report_metric = report_metric or search_metric
         self.name = name or getattr(fn, "__name__", "function")
 
-    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+    def evaluate(self, archs: Sequence[Arch]) -> list[Result]:
         results = []
         for arch in archs:
             try:

@@ -11,9 +11,11 @@
   5; NPG-NAS's "continuously fine-tuned pre-trained shared model"), its test
   accuracy and the stand-alone network's params/FLOPs. ``pretrain_steps`` first
   trains the supernet on uniformly sampled paths (one-shot pre-training).
-* :func:`run_supernet_search` — MANAS's Algorithm 1 with any policy: sample, train
-  the path, reward the agents; the derived architecture is the policy's most
-  likely one, retrained from scratch by a :class:`~raynas.evaluators.TrainingEvaluator`.
+* MANAS's Algorithm 1 with any policy is a :class:`~raynas.search.Search` over a
+  :class:`SupernetEvaluator` (sample, train the path, reward the agents), with the
+  same :class:`~raynas.search.SearchResult`, checkpoints and tracking as any search
+  (``evaluator: {kind: supernet}`` in a config); a MANAS policy's derived
+  architecture is its most likely one (:meth:`~policies.manas.MANAS.most_likely`).
 * :func:`run_mixed_search` — the DARTS baseline (first order): alternate SGD steps on
   the mixed supernet's weights (training batches) and Adam steps on its alphas
   (validation batches); the derived architecture is the largest alpha per edge.
@@ -127,19 +129,20 @@ class SupernetEvaluator:
             SGD steps, each on a uniformly sampled path.
         lr, momentum, weight_decay, batch_size: The shared weights' SGD.
         seed: Seeds the weights, the batch order and the pre-training paths.
+        search_metric, report_metric: What a search optimises and reports (any metric
+            above; default ``valid_acc`` and ``test_acc``).
     """
-
-    search_metric = "valid_acc"
-    report_metric = "test_acc"
 
     def __init__(self, space, data, *, steps: int = 10, pretrain_steps: int = 0,
                  lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 3e-4,
-                 batch_size: int = 64, seed: int = 0) -> None:
+                 batch_size: int = 64, seed: int = 0, search_metric: str = "valid_acc",
+                 report_metric: str = "test_acc") -> None:
         from raynas.spaces.cost import LinearCostModel
 
         if steps < 1 or batch_size < 1 or pretrain_steps < 0:
             raise ArgumentError("need steps >= 1, batch_size >= 1 and pretrain_steps >= 0")
         torch.manual_seed(seed)
+        self.search_metric, self.report_metric = search_metric, report_metric
         self.space, self.data, self.steps, self.batch_size = space, data, steps, batch_size
         self.pretrain_steps = pretrain_steps
         self.supernet = Supernet(space, data.num_classes, data.in_channels)
@@ -220,7 +223,7 @@ class SupernetEvaluator:
         loss = nn.functional.cross_entropy(logits, y).item()
         return (logits.argmax(1) == y).float().mean().item() * 100, loss
 
-    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+    def evaluate(self, archs: Sequence[Arch]) -> list[Result]:
         self.pretrain()
         results = []
         for arch in archs:
@@ -240,26 +243,6 @@ class SupernetEvaluator:
         return {"evaluator": "supernet", "space": self.space.name, "steps": self.steps,
                 "pretrain_steps": self.pretrain_steps, "batch_size": self.batch_size,
                 **self.data.describe()}
-
-
-def run_supernet_search(policy, evaluator: SupernetEvaluator, steps: int,
-                        retrain=None) -> dict[str, Any]:
-    """MANAS's loop: ``steps`` times, the policy samples an architecture, the supernet
-    trains its path and the path's validation accuracy rewards the policy. The
-    derived architecture is the policy's most likely one; with ``retrain`` (a
-    training evaluator) it is trained from scratch and its test accuracy reported.
-
-    Returns ``{"derived": arch string, "rewards": [...], "retrained": metrics | None}``.
-    """
-    rewards = []
-    for _ in range(steps):
-        archs = policy.ask(1)
-        results = evaluator.evaluate(archs)
-        policy.tell(archs, results)
-        rewards.append(results[0].metrics["valid_acc"])
-    derived = tuple(int(np.argmax(p)) for p in policy.probabilities())
-    retrained = dict(retrain.evaluate([derived])[0].metrics) if retrain is not None else None
-    return {"derived": evaluator.space.to_str(derived), "rewards": rewards, "retrained": retrained}
 
 
 def run_mixed_search(space, data, steps: int, *, batch_size: int = 64, lr: float = 0.05,

@@ -74,7 +74,7 @@ class TabularEvaluator:
         """The table's search space."""
         return self.table.space
 
-    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
+    def evaluate(self, archs: Sequence[Arch]) -> list[Result]:
         """Look ``archs`` up; an architecture missing from the table gives a failed result."""
         results = []
         for arch in archs:

@@ -46,7 +46,7 @@ class TrainingEvaluator:
     Args:
         space: The search space (it must have a network builder).
         data: Train/valid/test splits.
-        epochs: Training epochs (``fidelity`` in :meth:`evaluate` overrides it).
+        epochs: Training epochs of every evaluation (:meth:`fit` takes others).
         lr: Initial learning rate.
         batch_size: Training batch size.
         weight_decay: L2 weight decay.
@@ -55,6 +55,9 @@ class TrainingEvaluator:
         device: ``"auto"`` (CUDA when visible, else CPU), ``"cpu"`` or ``"cuda"``.
         num_threads: ``torch.set_num_threads`` for CPU training (e.g. the trial's CPUs).
         measure_latency: Measure inference latency of the trained network.
+        search_metric: The metric a search optimises (a validation metric it reports:
+            ``valid_acc``, ``train_loss``, ``params``, ``flops``, ``latency_ms``).
+        report_metric: The metric reported for the incumbent.
 
     Example:
         >>> from raynas.data import load_digits
@@ -64,9 +67,6 @@ class TrainingEvaluator:
         >>> ev.evaluate([(3, 3, 3, 3, 3, 3)])[0].metrics["valid_acc"] > 10
         True
     """
-
-    search_metric = "valid_acc"
-    report_metric = "test_acc"
 
     def __init__(
         self,
@@ -82,6 +82,8 @@ class TrainingEvaluator:
         device: str = "auto",
         num_threads: int | None = None,
         measure_latency: bool = False,
+        search_metric: str = "valid_acc",
+        report_metric: str = "test_acc",
     ) -> None:
         if epochs < 1 or batch_size < 1 or lr <= 0 or weight_decay < 0:
             raise ArgumentError(
@@ -95,6 +97,7 @@ class TrainingEvaluator:
         self.weight_decay, self.momentum, self.seed = weight_decay, momentum, seed
         self.device_name, self.num_threads = device, num_threads
         self.measure_latency = measure_latency
+        self.search_metric, self.report_metric = search_metric, report_metric
 
     # -------------------------------------------------------------- training
     def device(self) -> torch.device:
@@ -254,16 +257,15 @@ class TrainingEvaluator:
         return 100.0 * correct / len(y)
 
     # ------------------------------------------------------------- contract
-    def evaluate(self, archs: Sequence[Arch], fidelity: float | None = None) -> list[Result]:
-        """Train each architecture for ``fidelity`` epochs (default ``epochs``).
+    def evaluate(self, archs: Sequence[Arch]) -> list[Result]:
+        """Train each architecture for ``epochs`` epochs.
 
         A failure of one architecture (e.g. out of memory) is a failed result.
         """
-        epochs = int(fidelity) if fidelity else None
         results = []
         for arch in archs:
             try:
-                results.append(self.fit(arch, epochs=epochs))
+                results.append(self.fit(arch))
             except (RuntimeError, ValueError) as exc:
                 results.append(Result.failed(f"{type(exc).__name__}: {exc}"))
         return results
