@@ -74,6 +74,14 @@ class EvaluatorConfig:
     """Supernet: one-shot pre-training steps (uniformly sampled paths) before the search."""
     retrain: bool = True
     """Supernet: train the best architecture from scratch (``epochs``) and export it."""
+    search_metric: str = "valid_acc"
+    """The metric the search optimises, on validation data (never test): for a table
+    a metric it has for ``dataset`` (``<dataset>_<metric>`` columns); for training and
+    supernet searches one the evaluator reports (see ``REPORTED_METRICS``)."""
+    report_metric: str = "test_acc"
+    """The metric reported for the incumbent (test data)."""
+    mode: str = "max"
+    """``max`` or ``min``: the direction of ``search_metric`` (and of ``report_metric``)."""
     cost_metric: str | None = None
     """Tabular: the table's cost column each evaluation takes, in seconds (the clock of
     ``budget.seconds`` and ``budget.workers``); default with workers: ``train_time``."""
@@ -211,6 +219,11 @@ class SearchConfig:
 
 
 EVALUATOR_KINDS = ("training", "tabular", "supernet")
+REPORTED_METRICS = {
+    "training": ("valid_acc", "test_acc", "train_loss", "params", "flops", "latency_ms"),
+    "supernet": ("valid_acc", "valid_loss", "test_acc", "params", "flops"),
+}
+"""What training and supernet evaluations report, per architecture."""
 
 # ------------------------------------------------------------------ parsing
 _NAMED_SECTIONS = ("space", "policy")  # their extra keys are constructor options
@@ -326,6 +339,17 @@ def validate(config: SearchConfig) -> SearchConfig:
             raise ConfigError(f"evaluator.{key}: must be >= 1, got {getattr(ev, key)}")
     if ev.pretrain_steps < 0:
         raise ConfigError(f"evaluator.pretrain_steps: must be >= 0, got {ev.pretrain_steps}")
+    if ev.mode not in ("max", "min"):
+        raise ConfigError(f"evaluator.mode: expected 'max' or 'min', got {ev.mode!r}")
+    if ev.search_metric.startswith("test"):
+        raise ConfigError(f"evaluator.search_metric: {ev.search_metric!r} is measured on test "
+                          "data; a search optimises a validation metric and only reports test")
+    if ev.kind != "tabular":  # a table's metrics are checked against its columns when loaded
+        for key in ("search_metric", "report_metric"):
+            if getattr(ev, key) not in REPORTED_METRICS[ev.kind]:
+                raise ConfigError(
+                    f"evaluator.{key}: {ev.kind} evaluations report "
+                    f"{', '.join(REPORTED_METRICS[ev.kind])}; got {getattr(ev, key)!r}")
     limits = config.limits
     if limits.queries is None and limits.seconds is None:
         raise ConfigError("budget: give queries and/or seconds")
@@ -361,7 +385,7 @@ def validate(config: SearchConfig) -> SearchConfig:
         if amount <= 0:  # a number: the type check of dict[str, float] came first
             raise ConfigError(f"resources.custom_resources.{name}: expected a number > 0, got "
                               f"{amount!r}")
-    _check_front(config.front)
+    _check_front(config.front, (ev.search_metric, ev.mode))
     tracking = config.tracking
     if tracking.log_from not in ("driver", "trials"):
         raise ConfigError(f"tracking.log_from: expected 'driver' or 'trials', got {tracking.log_from!r}")
@@ -371,7 +395,7 @@ def validate(config: SearchConfig) -> SearchConfig:
     return config
 
 
-def _check_front(front: FrontConfig) -> None:
+def _check_front(front: FrontConfig, search: tuple[str, str]) -> None:
     if not front.objectives:
         if front.report or front.reference:
             raise ConfigError("front.objectives: needed when front.report or front.reference is set")
@@ -380,9 +404,10 @@ def _check_front(front: FrontConfig) -> None:
     if n < 2:
         raise ConfigError(f"front.objectives: a front needs >= 2 objectives, got {n}")
     first = next(iter(front.objectives.items()))
-    if first != ("valid_acc", "max"):
+    if first != search:
         raise ConfigError(f"front.objectives: the first objective is the one the policy "
-                          f"optimises, the search metric valid_acc (max); got {first[0]} "
+                          f"optimises, the search metric {search[0]} ({search[1]}, "
+                          f"evaluator.search_metric and evaluator.mode); got {first[0]} "
                           f"({first[1]})")
     for metric, mode in front.objectives.items():
         if mode not in ("max", "min"):

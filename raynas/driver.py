@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from raynas import config as cfg
 from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
@@ -31,7 +32,10 @@ from raynas.files import write_text
 from raynas.front_report import save_front
 from raynas.report import write_report
 from raynas.search.callbacks import Callback
-from raynas.search.search import HISTORY_FILE
+from raynas.search.search import HISTORY_FILE, SearchResult
+
+if TYPE_CHECKING:
+    from raynas.tracking import MlflowTracker
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +100,12 @@ def run_search(
         if not resume:
             cfg.dump(config, saved)
 
-    run = {"tabular": _run_tabular, "supernet": _run_supernet,
-           "training": _run_training}[config.evaluator.kind]
+    build = {"tabular": _build_tabular, "supernet": _build_supernet,
+             "training": _build_training}[config.evaluator.kind]
     try:
-        return run(config, out_dir, resume, started=started, verbose=verbose, address=address,
-                   trust_folder=trust_folder)
+        job = build(config, out_dir, resume, verbose=verbose, address=address,
+                    trust_folder=trust_folder)
+        return _finish(config, out_dir, job, job.run(started))
     except KeyboardInterrupt:
         history = out_dir / HISTORY_FILE
         kept = "what finished is saved" if history.is_file() else "nothing had finished yet"
@@ -128,12 +133,15 @@ def build_policy(config: cfg.SearchConfig, space):
     (one with ``objectives``: npg, nsga2, motpe) gets the config's front objectives
     unless its options name others."""
     from raynas.policies import make_policy, takes_objectives
+    from raynas.types import Objective
 
     options = dict(config.policy.options)
     if config.front.objectives and takes_objectives(config.policy.name) and (
             "objectives" not in options):
         options["objectives"] = dict(config.front.objectives)
-    return make_policy(config.policy.name, space, seed=config.seed, **options)
+    ev = config.evaluator
+    return make_policy(config.policy.name, space, seed=config.seed,
+                       objective=Objective(ev.search_metric, ev.mode), **options)
 
 
 
@@ -196,11 +204,54 @@ def _write_best(out_dir: Path, arch: str | None, metrics: dict[str, float]) -> N
     write_text(best / "metrics.json", json.dumps(metrics, indent=1))
 
 
-def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
-                 **_: object) -> SearchSummary:
+@dataclass
+class _Job:
+    """What a config builds (:func:`_build_tabular`, :func:`_build_supernet`,
+    :func:`_build_training`): how to run the search and what :func:`_finish` needs."""
+
+    run: Callable[[Callable[[], None]], SearchResult]  # given ``started``
+    tracker: MlflowTracker | None = None
+    # the best architecture's extra metrics and exported network (or None, None)
+    export: Callable[[SearchResult], tuple[dict[str, float], Path | None]] | None = None
+    register_model: bool = False  # the export saved an MLflow model to register
+
+
+def _tracker(config: cfg.SearchConfig, out_dir: Path, front=None, true_front=None,
+             child_runs: bool = False):
+    """The search's one MLflow tracker (``None`` when tracking is off); the parent run
+    stays open for :func:`_finish`."""
+    if not config.tracking.mlflow:
+        return None
+    from raynas.tracking import MlflowTracker
+
+    return MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
+                         front=front, true_front=true_front, child_runs=child_runs,
+                         end_with_search=False)
+
+
+def _search(config: cfg.SearchConfig, space, evaluator, out_dir: Path, resume: bool,
+            callbacks: list, backend=None):
+    """``run(started)`` of an in-process search (any backend)."""
+    from raynas.search import Search
+
+    limits = config.limits
+    search = Search(
+        space, build_policy(config, space), evaluator, search_budget(config),
+        backend=backend, synchronous=limits.synchronous if backend is not None else None,
+        out_dir=out_dir, progress=True, callbacks=[c for c in callbacks if c is not None],
+    )
+
+    def run(started: Callable[[], None]) -> SearchResult:
+        started()
+        return search.run(resume=resume)
+
+    return run
+
+
+def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: object) -> _Job:
     from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
-    from raynas.search import Search
+    from raynas.search import Simulated
 
     ev = config.evaluator
     table = BenchmarkTable.load(ev.path, build_space(config))
@@ -220,28 +271,13 @@ def _run_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, start
         raise cfg.ConfigError(
             f"evaluator.cost_metric: {table.path} has no cost column {clock!r} for "
             f"{ev.dataset} (its cost columns: {', '.join(table.costs(ev.dataset)) or 'none'})")
-    evaluator = TabularEvaluator(table, ev.dataset, cost_metric=clock, cost_model=cost_model)
-    callbacks = []
-    if config.tracking.mlflow:
-        from raynas.tracking import MlflowTracker
-
-        callbacks.append(MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
-                                       front=spec, true_front=true_front,
-                                       child_runs=bool(config.tracking.child_runs)))
-    from raynas.search import Simulated
-
+    evaluator = TabularEvaluator(table, ev.dataset, search_metric=ev.search_metric,
+                                 report_metric=ev.report_metric, cost_metric=clock,
+                                 cost_model=cost_model)
+    tracker = _tracker(config, out_dir, spec, true_front, bool(config.tracking.child_runs))
     backend = Simulated(limits.workers) if clock is not None else None
-    search = Search(
-        table.space, build_policy(config, table.space), evaluator, search_budget(config),
-        backend=backend, synchronous=limits.synchronous if backend is not None else None,
-        out_dir=out_dir, progress=True, callbacks=callbacks,
-    )
-    started()
-    result = search.run(resume=resume)
-    _write_best(out_dir, result.incumbent, result.incumbent_metrics)
-    write_report(out_dir)
-    return SearchSummary(out_dir, result.incumbent, result.incumbent_metrics, result.queries, None,
-                         failure_reason(result.history))
+    return _Job(_search(config, table.space, evaluator, out_dir, resume, [tracker], backend),
+                tracker)
 
 
 SUPERNET_FILE = "supernet.pt"
@@ -257,53 +293,99 @@ class _SaveSupernet(Callback):
         self.evaluator.save(self.path)
 
 
-def _run_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
-                  **_: object) -> SearchSummary:
+def _build_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: object) -> _Job:
     from raynas.data import load_dataset
     from raynas.evaluators.supernet import SupernetEvaluator
-    from raynas.search import Search
 
     ev = config.evaluator
     space = build_space(config)
     data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
     evaluator = SupernetEvaluator(space, data, steps=ev.steps, pretrain_steps=ev.pretrain_steps,
                                   lr=ev.lr, weight_decay=ev.weight_decay,
-                                  batch_size=ev.batch_size, seed=config.seed)
+                                  batch_size=ev.batch_size, seed=config.seed,
+                                  search_metric=ev.search_metric,
+                                  report_metric=ev.report_metric)
     weights = out_dir / SUPERNET_FILE
     if resume and weights.is_file():
         evaluator.load(weights)
     spec, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
     if spec is not None:
         save_front(out_dir, spec)
-    callbacks: list = [_SaveSupernet(evaluator, weights)]
-    tracker = None
-    if config.tracking.mlflow:
-        from raynas.tracking import MlflowTracker
+    tracker = _tracker(config, out_dir, spec, child_runs=bool(config.tracking.child_runs))
 
-        tracker = MlflowTracker(out_dir, config.tracking.uri, config.tracking.experiment,
-                                front=spec, child_runs=bool(config.tracking.child_runs))
-        callbacks.append(tracker)
-    search = Search(space, build_policy(config, space), evaluator,
-                    search_budget(config), out_dir=out_dir, progress=True,
-                    callbacks=callbacks)
-    started()
-    result = search.run(resume=resume)
-    metrics, model_file = dict(result.incumbent_metrics), None
-    if ev.retrain and result.incumbent is not None:
+    def export(result: SearchResult) -> tuple[dict[str, float], Path | None]:
+        if not ev.retrain:
+            return {}, None
         retrained, model_file = _retrain(config, space, data, result.incumbent, out_dir / "best")
-        metrics.update({f"retrained_{k}": v for k, v in retrained.items()})
-    _write_best(out_dir, result.incumbent, metrics)
-    write_report(out_dir)
-    if tracker is not None:
-        best = out_dir / "best"
-        retrained = {k: v for k, v in metrics.items() if k.startswith("retrained_")}
-        now = int(time.time() * 1000)
-        tracker.mlflow.log_metrics(tracker.run_id, [(k, float(v), now, 0)
-                                                    for k, v in retrained.items()])
-        for path in (best / "arch.txt", best / "metrics.json", model_file):
-            if path is not None and path.exists():
-                tracker.mlflow.log_artifact(tracker.run_id, path)
-    return SearchSummary(out_dir, result.incumbent, metrics, result.queries, model_file,
+        return {f"retrained_{k}": v for k, v in retrained.items()}, model_file
+
+    callbacks = [_SaveSupernet(evaluator, weights), tracker]
+    return _Job(_search(config, space, evaluator, out_dir, resume, callbacks), tracker, export)
+
+
+def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
+                    verbose: int = 1, address: str | None = None, trust_folder: bool = False,
+                    ) -> _Job:
+    from raynas.cluster import connect
+    from raynas.tune import run_tune
+
+    connect(address)
+    space = build_space(config)
+    evaluator = build_evaluator(config, space)
+    data = evaluator.data
+    front, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
+    if front is not None:
+        save_front(out_dir, front)
+    tracker = _tracker(config, out_dir, front)
+    tune_callbacks, trial_tracking = [], None
+    tracking = config.tracking
+    if tracker is not None and tracking.child_runs is not False:
+        from raynas.tracking.tune import TrialRuns, TrialTracking
+        from raynas.tune.runner import EXPERIMENT
+
+        trials_log = tracking.log_from == "trials"
+        tune_callbacks.append(TrialRuns(tracker, trials_log=trials_log))
+        if trials_log:
+            def trial_tracking() -> TrialTracking:
+                return TrialTracking(tracker.tracking_uri, tracker.mlflow.experiment,
+                                     tracker.run_id, str(out_dir / EXPERIMENT))
+    register = tracker is not None and tracking.register_model
+
+    def run(started: Callable[[], None]) -> SearchResult:
+        return run_tune(build_policy(config, space), evaluator, build_tune_settings(config),
+                        out_dir, verbose=verbose, callbacks=[tracker] if tracker else (),
+                        tune_callbacks=tune_callbacks, trial_tracking=trial_tracking,
+                        resume=resume, trust_folder=trust_folder, on_start=started)
+
+    def export(result: SearchResult) -> tuple[dict[str, float], Path | None]:
+        return {}, export_best(result, evaluator, result.incumbent, out_dir / "best",
+                               mlflow_model=register)
+
+    return _Job(run, tracker, export, register_model=register)
+
+
+def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
+            result: SearchResult) -> SearchSummary:
+    """The one end of every search: the best architecture's files (and its exported
+    network), the report, and the tracker's parent run completed with both."""
+    best, metrics, model_file = result.incumbent, dict(result.incumbent_metrics), None
+    extra: dict[str, float] = {}
+    if best is not None and job.export is not None:
+        extra, model_file = job.export(result)
+        metrics.update(extra)
+    _write_best(out_dir, best, metrics)
+    reports = write_report(out_dir)
+    if job.tracker is not None:
+        from raynas.export import MLFLOW_MODEL_DIR
+
+        best_dir = out_dir / "best"
+        name = (config.tracking.model_name
+                or f"raynas-{config.space.name}-{config.evaluator.dataset}")
+        model_dir = best_dir / MLFLOW_MODEL_DIR if job.register_model and model_file else None
+        job.tracker.finish([*reports, best_dir / "arch.txt", best_dir / "metrics.json",
+                            model_file], metrics=extra, model_dir=model_dir,
+                           registered_name=name)
+    return SearchSummary(out_dir, best, metrics, result.queries, model_file,
                          failure_reason(result.history))
 
 
@@ -354,6 +436,7 @@ def build_evaluator(config: cfg.SearchConfig, space):
     return TrainingEvaluator(
         space, data, epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size,
         weight_decay=ev.weight_decay, seed=config.seed, measure_latency=ev.measure_latency,
+        search_metric=ev.search_metric, report_metric=ev.report_metric,
     )
 
 
@@ -369,73 +452,6 @@ def build_tune_settings(config: cfg.SearchConfig):
         checkpoint_every=res.checkpoint_every, hyper_controller=res.hyper_controller,
         hyper_interval=res.hyper_interval, custom_resources=dict(res.custom_resources),
         storage_path=res.storage_path, autoscaling=res.autoscaling,
-    )
-
-
-def _run_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, started,
-                   verbose: int = 1, address: str | None = None, trust_folder: bool = False,
-                   ) -> SearchSummary:
-    from raynas.cluster import connect
-    from raynas.tune import run_tune
-
-    connect(address)
-    space = build_space(config)
-    evaluator = build_evaluator(config, space)
-    settings = build_tune_settings(config)
-    policy = build_policy(config, space)
-    data = evaluator.data
-    front, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
-    if front is not None:
-        save_front(out_dir, front)
-    tracker = _tune_tracker(config, out_dir, policy, evaluator, front)
-    trial_tracking = None
-    if tracker is not None and tracker.trials_log:
-        from raynas.tracking.mlflow import TrialTracking
-        from raynas.tune.runner import EXPERIMENT
-
-        logger_ = tracker.mlflow
-        trial_tracking = TrialTracking(logger_.tracking_uri, logger_.experiment,
-                                       tracker.ensure_parent(), str(out_dir / EXPERIMENT))
-    run = run_tune(policy, evaluator, settings, out_dir, verbose=verbose,
-                   callbacks=[tracker] if tracker else None, trial_tracking=trial_tracking,
-                   resume=resume, trust_folder=trust_folder, on_start=started)
-    table = run.history
-    register = tracker is not None and config.tracking.register_model
-    best, metrics, model_file = run.incumbent, {}, None
-    if best is not None:
-        row = next(r for r in table.to_pylist() if r["arch"] == best and r["status"] == "ok")
-        metrics = {k: v for k, v in row.items() if isinstance(v, float) and k != "elapsed"}
-        model_file = export_best(run, evaluator, best, out_dir / "best", mlflow_model=register)
-    _write_best(out_dir, best, metrics)
-    reports = write_report(out_dir)
-    if tracker is not None:
-        from raynas.export import MLFLOW_MODEL_DIR
-
-        best_dir = out_dir / "best"
-        name = config.tracking.model_name or f"raynas-{config.space.name}-{config.evaluator.dataset}"
-        tracker.finish([out_dir / "history.parquet", *reports, best_dir / "arch.txt",
-                        best_dir / "metrics.json", best_dir / "model.onnx"],
-                       model_dir=best_dir / MLFLOW_MODEL_DIR if register and model_file else None,
-                       registered_name=name)
-    evaluations = sum(not cached for cached in table["cached"].to_pylist())
-    return SearchSummary(out_dir, best, metrics, evaluations, model_file, failure_reason(table))
-
-
-def _tune_tracker(config: cfg.SearchConfig, out_dir: Path, policy, evaluator, front=None):
-    """The MLflow callback of a training search, or ``None`` when tracking is off.
-
-    On resume, Tune restores the callback saved with its experiment (and its runs)."""
-    if not config.tracking.mlflow:
-        return None
-    from raynas.tracking.mlflow import MlflowLogger, MlflowTuneCallback, search_params, search_tags
-
-    logger_ = MlflowLogger(out_dir, config.tracking.uri, config.tracking.experiment)
-    params = search_params(evaluator.space, policy, evaluator,
-                           {"max_trials": config.limits.queries})
-    tracking = config.tracking
-    return MlflowTuneCallback(
-        logger_, params, search_tags(evaluator.search_metric), front=front,
-        child_runs=tracking.child_runs is not False, trials_log=tracking.log_from == "trials",
     )
 
 

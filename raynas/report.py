@@ -11,11 +11,12 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
-from raynas.files import write_text
+from raynas.files import write_atomically, write_text
 from raynas.front_report import (
     FrontSpec,
     front_hypervolume,
     front_table,
+    hypervolume_curve,
     load_front,
     write_front_files,
 )
@@ -25,18 +26,18 @@ from raynas.search.history import incumbent_curve
 def write_report(out_dir: str | Path) -> list[Path]:
     """Write ``summary.md`` and ``progress.png`` into ``out_dir`` (and, for a multi-objective
     search, ``pareto.parquet`` and ``pareto.png``); return their paths."""
-    from raynas.tracking.mlflow import write_progress_plot
-
     out_dir = Path(out_dir).resolve()
     history_path = out_dir / "history.parquet"
     if not history_path.is_file():
         raise RaynasError(f"no history.parquet in {out_dir}: is it a raynas search folder?")
     history = pq.read_table(history_path)
-    search_metric, report_metric = "valid_acc", "test_acc"
+    search_metric, report_metric, mode = "valid_acc", "test_acc", "max"
     if (out_dir / "config.yaml").is_file():
         from raynas import config as cfg
 
         config = cfg.load(out_dir / "config.yaml")
+        ev = config.evaluator
+        search_metric, report_metric, mode = ev.search_metric, ev.report_metric, ev.mode
         policy = f"{config.policy.name} {config.policy.options or ''}".strip()
         setup = f"space `{config.space.name}`, policy `{policy}`, {config.evaluator.kind} " \
                 f"evaluator on `{config.evaluator.dataset}`, seed {config.seed}"
@@ -50,9 +51,10 @@ def write_report(out_dir: str | Path) -> list[Path]:
              f"- evaluations: {len(fresh)} ({len(fresh) - len(ok)} failed), "
              f"cached repeats: {len(rows) - len(fresh)}", ""]
     if ok:
-        best = max(ok, key=lambda r: r[search_metric])
-        _, report = incumbent_curve(history, search_metric, report_metric)
-        lines += ["## Best architecture (by validation)", "", f"`{best['arch']}`", "",
+        sign = 1 if mode == "max" else -1
+        best = max(ok, key=lambda r: sign * r[search_metric])  # the first best, as the search
+        _, report = incumbent_curve(history, search_metric, report_metric, mode)
+        lines += [f"## Best architecture (by {search_metric}, {mode})", "", f"`{best['arch']}`", "",
                   "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in best.items()
                   if isinstance(v, float) and k not in ("cost", "elapsed")]
@@ -67,7 +69,7 @@ def write_report(out_dir: str | Path) -> list[Path]:
     summary = out_dir / "summary.md"
     write_text(summary, "\n".join(lines) + "\n")
     plot = out_dir / "progress.png"
-    write_progress_plot(history, search_metric, report_metric, plot, spec)
+    write_progress_plot(history, search_metric, report_metric, plot, spec, mode)
     return [summary, plot, *written]
 
 
@@ -97,3 +99,34 @@ def front_lines(history, spec: FrontSpec, true_front=None) -> list[str]:
 def _cell(text: str) -> str:
     """``text`` for a Markdown table cell (NB201 strings are full of ``|``)."""
     return text.replace("|", "\\|")
+
+
+def write_progress_plot(history, search_metric: str, report_metric: str, path: Path,
+                        front: FrontSpec | None = None, mode: str = "max") -> None:
+    """The incumbent's search and report metrics vs evaluations; with a ``front``, its
+    hypervolume vs evaluations in a second panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    search, report = incumbent_curve(history, search_metric, report_metric, mode)
+    panels = 2 if front is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    ax = axes[0, 0]
+    x = range(1, len(search) + 1)
+    ax.plot(x, search, label=f"incumbent {search_metric}")
+    ax.plot(x, report, label=f"incumbent {report_metric}", linestyle="--")
+    ax.set_xlabel("evaluations")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    if front is not None:
+        curve = hypervolume_curve(history, front)
+        ax = axes[0, 1]
+        ax.plot(range(1, len(curve) + 1), curve, color="C2")
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("hypervolume (" + ", ".join(front.report) + ")")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

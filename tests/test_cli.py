@@ -118,6 +118,34 @@ def test_tabular_search_resumes_with_the_saved_config(table_path, tmp_path):
     assert missing.returncode == 2 and "no history.parquet" in missing.stderr
 
 
+def test_a_yaml_search_minimises_the_metric_it_names(table_path, tmp_path):
+    """search_metric, report_metric and mode come from the config: here the table's
+    measured latency, minimised, and reported as itself."""
+    import json
+
+    import mlflow
+
+    from raynas.tracking import default_uri
+
+    text = TABULAR.format(table=table_path, budget=30).replace(
+        "dataset: cifar100}", "dataset: cifar100, search_metric: latency, "
+        "report_metric: latency, mode: min}")
+    config = _write_config(tmp_path / "t.yaml", text)
+    out = tmp_path / "run"
+    _raynas("search", config, "--out", str(out), "--quiet")
+    rows = [r for r in pq.read_table(out / "history.parquet").to_pylist() if not r["cached"]]
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert best["latency"] == min(r["latency"] for r in rows)
+    assert (out / "best" / "arch.txt").read_text().strip() == min(
+        rows, key=lambda r: r["latency"])["arch"]
+    summary = (out / "summary.md").read_text()
+    assert "search on `latency`, report `latency`" in summary and "(by latency, min)" in summary
+    client = mlflow.MlflowClient(default_uri(out))
+    (run,) = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    assert run.data.metrics["best/latency"] == best["latency"]
+    assert run.data.tags["raynas.search_metric"] == "latency"
+
+
 def test_multi_objective_table_search_reports_its_front(table_path, tmp_path):
     import mlflow
     from PIL import Image
@@ -397,6 +425,7 @@ def _finished_trials(out) -> dict[str, list[float]]:
 
 
 def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
+    import json
     import signal
     import time
 
@@ -426,6 +455,22 @@ def test_interrupted_driver_resumes_to_the_same_total(tmp_path):
     for name, epochs in before.items():
         assert after[name][: len(epochs)] == epochs
         assert set(after[name][len(epochs):]) <= {3.0}, (name, after[name])
+    # One MLflow parent run across the interrupt, fed by the search state: every trial's
+    # result once, the incumbent's valid and test metrics, the right count.
+    import mlflow
+
+    from raynas.tracking import default_uri
+
+    client = mlflow.MlflowClient(default_uri(out))
+    runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.info.status == "FINISHED"
+    finals = client.get_metric_history(parent.info.run_id, "arch/valid_acc")
+    assert sorted(m.step for m in finals) == [1, 2, 3, 4, 5, 6]
+    assert sorted(m.value for m in finals) == sorted(history["valid_acc"].to_pylist())
+    best = json.loads((out / "best" / "metrics.json").read_text())
+    assert parent.data.metrics["best/test_acc"] == best["test_acc"]
+    assert client.get_metric_history(parent.info.run_id, "evaluations")[-1].value == 6
 
 
 def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
@@ -456,6 +501,8 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     epochs = client.get_metric_history(child.info.run_id, "valid_acc")
     assert sorted(m.step for m in epochs) == [1, 2]  # per-epoch metrics
     assert child.data.metrics["params"] > 0
+    assert parent.data.tags["raynas.out_dir"] == str(out.resolve())
+    assert {"best/valid_acc", "best/test_acc"} <= set(parent.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"history.parquet", "model.onnx", "arch.txt", "metrics.json", "summary.md",
             "progress.png", "pareto.parquet", "pareto.png"} <= artifacts

@@ -70,6 +70,16 @@ def test_dump_and_load_round_trip(tmp_path):
          "tracking.log_from: expected 'driver' or 'trials', got 'workers'"),
         ({"tracking": {"log_from": "trials", "child_runs": False}},
          "tracking.log_from: trials log their own child runs"),
+        ({"evaluator": {"mode": "up"}}, "evaluator.mode: expected 'max' or 'min', got 'up'"),
+        ({"evaluator": {"search_metric": "valid_accuracy"}},
+         "evaluator.search_metric: training evaluations report valid_acc, test_acc, train_loss"),
+        ({"evaluator": {"kind": "supernet", "report_metric": "latency_ms"}},
+         "evaluator.report_metric: supernet evaluations report valid_acc, valid_loss"),
+        ({"evaluator": {"search_metric": "test_acc"}}, "is measured on test data"),
+        ({"evaluator": {"search_metric": "params", "mode": "min"},
+          "front": {"objectives": {"valid_acc": "max", "params": "min"}}},
+         "the search metric params (min, evaluator.search_metric and evaluator.mode); got "
+         "valid_acc (max)"),
     ],
 )
 def test_config_errors_name_the_key(data, message):

@@ -15,7 +15,7 @@ from raynas.evaluators import TabularEvaluator
 from raynas.policies import make_policy
 from raynas.search import Budget, Callback, Search
 from raynas.tracking import MlflowTracker, default_uri, redact, replay_pending
-from raynas.tracking.mlflow import PENDING_FILE
+from raynas.tracking.client import PENDING_FILE
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -129,7 +129,7 @@ def test_server_down_mid_search_loses_nothing(nb201_table, tmp_path, fast_failin
     uri = server.uri
     out = tmp_path / "run"
     tracker = MlflowTracker(out, tracking_uri=uri, flush_seconds=0)  # send every step
-    with caplog.at_level(logging.WARNING, logger="raynas.tracking.mlflow"):
+    with caplog.at_level(logging.WARNING, logger="raynas.tracking.client"):
         result = _search(nb201_table, out, tracker, extra=[_StopServerAt(server, 25)])
     assert result.queries == BUDGET  # the search finished
     warnings = [r for r in caplog.records if "MLflow tracking" in r.getMessage()]
@@ -158,7 +158,7 @@ def test_model_logged_while_the_store_is_down_is_registered_on_replay(tmp_path, 
 
     from raynas.export import save_mlflow_model
     from raynas.spaces import NB201Space
-    from raynas.tracking.mlflow import MlflowLogger
+    from raynas.tracking.client import MlflowLogger
 
     model = NB201Space(channels=4, cells_per_stage=1).build((3, 2, 1, 4, 3, 3), 10, 1).eval()
     example = torch.randn(2, 1, 8, 8)
@@ -238,7 +238,8 @@ def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http,
 
 def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, fast_failing_http,
                                                                       free_port):
-    from raynas.tracking.mlflow import MlflowLogger, TrialTracking
+    from raynas.tracking.client import MlflowLogger
+    from raynas.tracking.tune import TrialTracking
 
     dead_uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     driver = MlflowLogger(tmp_path, dead_uri)

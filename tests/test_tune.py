@@ -191,7 +191,7 @@ def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, t
     killer = _KillFirstTrialOnce()
     policy = make_policy("random", evaluator.space, seed=1)
     settings = TuneSettings(num_trials=3, max_failures=2)
-    run = run_tune(policy, evaluator, settings, tmp_path, verbose=0, callbacks=[killer])
+    run = run_tune(policy, evaluator, settings, tmp_path, verbose=0, tune_callbacks=[killer])
     assert killer.killed is not None
     table = run.history
     assert table.num_rows == 3 and set(table["status"].to_pylist()) == {"ok"}

@@ -1,13 +1,11 @@
-"""Experiment tracking. MLflow lives in one module and is imported only when used."""
+"""Experiment tracking with MLflow, imported only when used.
 
-from raynas.tracking.mlflow import (
-    MlflowLogger,
-    MlflowTracker,
-    MlflowTuneCallback,
-    default_uri,
-    redact,
-    replay_pending,
-)
+* :mod:`raynas.tracking.client` — the client: runs, the pending queue, the replay;
+* :mod:`raynas.tracking.tracker` — :class:`MlflowTracker`, one tracker for every engine;
+* :mod:`raynas.tracking.tune` — what only Tune sees: per-trial child runs.
+"""
 
-__all__ = ["MlflowLogger", "MlflowTracker", "MlflowTuneCallback", "default_uri", "redact",
-           "replay_pending"]
+from raynas.tracking.client import MlflowLogger, default_uri, redact, replay_pending
+from raynas.tracking.tracker import MlflowTracker
+
+__all__ = ["MlflowLogger", "MlflowTracker", "default_uri", "redact", "replay_pending"]

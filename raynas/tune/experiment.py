@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raynas.errors import CheckpointError
+from raynas.types import Objective
 
 if TYPE_CHECKING:
     from raynas.evaluators import TrainingEvaluator
@@ -44,6 +45,8 @@ def search_identity(policy: Policy, evaluator: TrainingEvaluator) -> dict[str, A
         "space": evaluator.space.describe(), "policy": policy.name,
         "policy_hyperparameters": policy.hyperparameters(), "seed": policy.seed,
         "evaluator": evaluator.describe(),
+        **({} if policy.objective == Objective() else {
+            "objective": [policy.objective.metric, policy.objective.mode]}),
     }, default=str))
 
 

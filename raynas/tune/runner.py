@@ -6,13 +6,14 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raynas.errors import ArgumentError, CheckpointError, SearchInterrupted, StartupError
-from raynas.search.search import HISTORY_FILE, SearchResult
+from raynas.search.search import HISTORY_FILE, Budget, SearchResult
+from raynas.search.state import SearchState
 from raynas.tune.experiment import (
     IDENTITY_FILE,
     TUNER_FILE,
@@ -25,8 +26,9 @@ from raynas.tune.searcher import PolicySearcher
 
 if TYPE_CHECKING:
     from raynas.evaluators import TrainingEvaluator
+    from raynas.search.callbacks import Callback
     from raynas.search.policy import Policy
-    from raynas.tracking.mlflow import TrialTracking
+    from raynas.tracking.tune import TrialTracking
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +148,52 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
+class TuneSearch:
+    """What raynas callbacks of a Tune search see: the parts of a
+    :class:`~raynas.search.Search` they read (space, policy, evaluator, budget, the
+    state's history, queries, cost and incumbent), over the searcher Tune drives (after
+    ``Tuner.restore``, Tune's unpickled copy).
+
+    Attributes:
+        resumed: The search continues a Tune experiment.
+        completed: It ran to its end (set when it ends).
+    """
+
+    def __init__(self, policy, evaluator, num_trials: int, out_dir: Path, resumed: bool) -> None:
+        self.space, self.policy, self.evaluator = policy.space, policy, evaluator
+        self.budget = Budget(max_queries=num_trials)
+        self.out_dir, self.resumed = out_dir, resumed
+        self.completed = False
+        self.search_id: str | None = None
+        self.searcher: PolicySearcher | None = None
+        self._empty = SearchState(policy.space, policy.objective)
+
+    @property
+    def state(self) -> SearchState:
+        searcher = self.searcher or (PolicySearcher.active(self.search_id)
+                                     if self.search_id else None)
+        return searcher.state if searcher is not None else self._empty
+
+    @property
+    def history(self):
+        return self.state.history
+
+    @property
+    def queries(self) -> int:
+        return self.state.queries
+
+    @property
+    def cost(self) -> float:
+        return self.state.cost
+
+    @property
+    def incumbent(self) -> tuple[str, float] | None:
+        return self.state.incumbent
+
+    def incumbent_metrics(self) -> dict[str, float]:
+        return self.state.incumbent_metrics()
+
+
 def run_tune(
     policy: Policy,
     evaluator: TrainingEvaluator,
@@ -153,8 +201,9 @@ def run_tune(
     out_dir: str | Path,
     *,
     verbose: int = 1,
-    callbacks: list | None = None,
-    trial_tracking: TrialTracking | None = None,
+    callbacks: Sequence[Callback] = (),
+    tune_callbacks: Sequence = (),
+    trial_tracking: TrialTracking | Callable[[], TrialTracking] | None = None,
     resume: bool = False,
     trust_folder: bool = False,
     on_start: Callable[[], None] | None = None,
@@ -172,8 +221,14 @@ def run_tune(
     ``trust_folder`` skips that check). The policy's state comes back and unfinished
     trials resume from their checkpoints; with no experiment there yet, the search
     starts. ``on_start`` is called once the search is set up, just before the first
-    trial. ``callbacks`` are extra ``ray.tune.Callback`` s; with ``trial_tracking``
-    every trial logs its own MLflow child run.
+    trial.
+
+    ``callbacks`` are raynas :class:`~raynas.search.Callback` s, fed by the search state
+    as in an in-process search (an :class:`~raynas.tracking.MlflowTracker`): their
+    ``search`` is a :class:`TuneSearch`, ``on_step`` gets each row as a trial finishes.
+    ``tune_callbacks`` are extra ``ray.tune.Callback`` s (what only Tune sees: epochs,
+    checkpoints); with ``trial_tracking`` (or a function returning it, called once
+    the callbacks have started) every trial logs its own MLflow child run.
 
     Returns:
         The same :class:`~raynas.search.SearchResult` as an in-process search, with
@@ -185,20 +240,12 @@ def run_tune(
         CheckpointError: The experiment there is another search's, or not raynas's.
         UntrustedFolderError: Its files are not signed by this machine's raynas.
     """
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
     from raynas.tune import trust
-    from raynas.tune.trainable import make_trainable
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = tune_storage(out_dir, settings)
     experiment = f"{storage}/{EXPERIMENT}"
-    trainable = make_trainable(
-        evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every,
-        trial_tracking, settings.custom_resources,
-    )
     objective = policy.objective
     if objective.metric != evaluator.search_metric:
         raise ArgumentError(
@@ -210,11 +257,40 @@ def run_tune(
     if resume and not restore and (out_dir / HISTORY_FILE).is_file():
         raise CheckpointError(f"cannot resume {out_dir}: it has {HISTORY_FILE} but Tune's "
                               f"experiment is missing from {experiment}")
+    set_aside = []
     if restore:  # before anything starts: nothing of the folder is unpickled unchecked
         set_aside = trust.verify_experiment(out_dir, experiment, trust=trust_folder)
     _check_resources(settings)
     # Checkpointing every epoch of short trials trips Tune's snapshot-frequency warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    view = TuneSearch(policy, evaluator, settings.num_trials, out_dir, resumed=bool(restore))
+    for cb in callbacks:
+        cb.on_search_start(view)
+    try:
+        return _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir,
+                    experiment, storage, identity, restore, verbose, trial_tracking, on_start,
+                    set_aside)
+    finally:
+        for cb in callbacks:
+            cb.on_search_end(view)
+
+
+def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, experiment,
+         storage, identity, restore, verbose, trial_tracking, on_start, set_aside):
+    """``run_tune`` once its checks passed and its callbacks started."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from raynas.tune import trust
+    from raynas.tune.trainable import make_trainable
+
+    objective = policy.objective
+    if callable(trial_tracking):
+        trial_tracking = trial_tracking()
+    trainable = make_trainable(
+        evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every,
+        trial_tracking, settings.custom_resources,
+    )
     if restore:
         logger.info("restoring the Tune experiment in %s%s", experiment,
                     f" ({len(set_aside)} unsigned trial file(s) set aside)" if set_aside else "")
@@ -246,7 +322,7 @@ def run_tune(
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=storage, verbose=verbose,
-                callbacks=[*(callbacks or []), trust.TuneSigner(searcher, out_dir)],
+                callbacks=[*tune_callbacks, trust.TuneSigner(searcher, out_dir)],
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
             ),
@@ -256,6 +332,10 @@ def run_tune(
     if not search_id:
         raise CheckpointError(f"{experiment}/{IDENTITY_FILE} names no raynas search id")
     PolicySearcher.set_out_dir(search_id, out_dir)
+    view.search_id = search_id
+    if callbacks:
+        PolicySearcher.set_listener(
+            search_id, lambda rows: [cb.on_step(view, rows) for cb in callbacks])
     handler = signal.getsignal(signal.SIGINT)  # Tune's fit() leaves its own installed
     try:
         if on_start is not None:
@@ -271,8 +351,11 @@ def run_tune(
                                   f"{search_id}")
     finally:
         PolicySearcher.set_out_dir(search_id, None)
+        PolicySearcher.set_listener(search_id, None)
+    view.searcher = searcher
     history = searcher.history()
     history.save(out_dir / HISTORY_FILE)
+    view.completed = searcher.done
     if not searcher.done:
         raise SearchInterrupted(
             f"{searcher.state.queries} of {settings.num_trials} trials finished before the "

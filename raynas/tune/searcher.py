@@ -6,6 +6,7 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ ARCH_KEY = "arch"
 # after fit(); and the results folder the runner gives it (it may have moved).
 _ACTIVE: dict[str, PolicySearcher] = {}
 _OUT_DIRS: dict[str, str] = {}
+# By search id: who hears each row the search state records (raynas callbacks, through
+# run_tune); like _OUT_DIRS, never pickled with the searcher.
+_LISTENERS: dict[str, Callable[[list[dict[str, Any]]], None]] = {}
 # Fields Tune adds to every reported result; they are not the architecture's metrics.
 TUNE_FIELDS = frozenset({
     "timestamp", "done", "training_iteration", "time_this_iter_s", "time_total_s", "pid",
@@ -90,6 +94,21 @@ class PolicySearcher(Searcher):
         else:
             _OUT_DIRS[search_id] = str(out_dir)
 
+    @staticmethod
+    def set_listener(search_id: str,
+                     listener: Callable[[list[dict[str, Any]]], None] | None) -> None:
+        """Call ``listener(rows)`` with every history row the search of ``search_id``
+        records, as it records it (``None``: stop)."""
+        if listener is None:
+            _LISTENERS.pop(search_id, None)
+        else:
+            _LISTENERS[search_id] = listener
+
+    def _emit(self, row: dict[str, Any]) -> None:
+        listener = _LISTENERS.get(self.search_id)
+        if listener is not None:
+            listener([row])
+
     @property
     def history_dir(self) -> str | None:
         return _OUT_DIRS.get(self.search_id, self.out_dir)
@@ -122,8 +141,9 @@ class PolicySearcher(Searcher):
             state.step += 1
             if state.is_known(arch):  # answered from the cache, free
                 self.repeats += 1
-                state.record_repeat(arch, elapsed=0.0)
+                row = state.record_repeat(arch, elapsed=0.0)
                 self.policy.tell([arch], [state.result_of(arch)])
+                self._emit(row)
                 continue
             if state.is_pending(arch):  # running in another trial: ask again
                 continue
@@ -155,13 +175,15 @@ class PolicySearcher(Searcher):
         if error:  # where Tune wrote the traceback, relative to the experiment folder
             outcome = Result.failed(f"the trial errored; its traceback is in "
                                     f"trial_{trial_id}/error.txt of Tune's experiment")
-        self.state.record(arch, outcome, elapsed=float((result or {}).get("time_total_s", 0.0)),
-                          time=self._now())
+        row = self.state.record(arch, outcome,
+                                elapsed=float((result or {}).get("time_total_s", 0.0)),
+                                time=self._now())
         self.policy.tell([arch], [outcome])
         if self.history_dir is not None:
             from raynas.search.search import HISTORY_FILE
 
             self.history().save(Path(self.history_dir) / HISTORY_FILE)
+        self._emit(row)
 
     def history(self) -> History:
         """The search's :class:`~raynas.search.history.History`: one row per finished

@@ -11,7 +11,7 @@ from raynas.errors import ArgumentError
 
 if TYPE_CHECKING:
     from raynas.evaluators import TrainingEvaluator
-    from raynas.tracking.mlflow import TrialTracking
+    from raynas.tracking.tune import TrialTracking
 
 STATE_FILE = "state.pt"
 SCHEDULED_KEY = "hyper_scheduled"
@@ -95,7 +95,7 @@ def make_trainable(
         checkpoint_every: Epochs between checkpoints (the last epoch always gets one);
             a crashed trial loses at most this many epochs.
         tracking: Each trial logs its own MLflow child run (see
-            :class:`~raynas.tracking.mlflow.TrialTracking`).
+            :class:`~raynas.tracking.tune.TrialTracking`).
         custom_resources: Custom Ray resources per trial (``{"gpu_node": 1}``).
     """
     from ray import tune
