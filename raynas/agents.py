@@ -43,8 +43,10 @@ class ActorAgents:
 
     def __init__(self, num_choices: Sequence[int], seeds: Sequence[int], rule: str = "exp3",
                  eta: float = 0.1, gamma: float = 0.05, edges_per_actor: int = 64) -> None:
-        if not ray.is_initialized():
-            ray.init()
+        if not ray.is_initialized():  # a new local instance (or $RAY_ADDRESS), never a
+            from raynas.cluster import connect  # stale cluster ray.init() would find
+
+            connect()
         self.blocks = [(i, min(i + edges_per_actor, len(num_choices)))
                        for i in range(0, len(num_choices), edges_per_actor)]
         self.specs = [dict(num_choices=list(num_choices[a:b]), seeds=list(seeds[a:b]), rule=rule,
