@@ -1,7 +1,7 @@
 """Learned hyperparameter schedules (AutoMBPO-style) against their baselines, in one run.
 
 Part ``curves`` (use 1, Tune trial scheduling, on the seeded synthetic learning curves
-of ``raynas.benchmarks.curves``):
+of ``raynas.tables.curves``):
 
 * a hyper-controller over ``lr`` and ``batch_size`` is trained on short runs
   (``--train-epochs``) of training tasks, in process;
@@ -89,13 +89,14 @@ def curves_part(args) -> dict:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 
-    from raynas.benchmarks.curves import NoisyQuadratic, curve_episode, fixed_curve
     from raynas.policies.hyper_controller import (
         HyperController,
         HyperParam,
+        curve_episode,
         curve_stage,
         train_controller,
     )
+    from raynas.tables.curves import NoisyQuadratic, fixed_curve
     from raynas.tune.hyper_scheduler import HyperScheduler, run_curve_search
 
     lr = HyperParam("lr", initial=0.5, low=0.01, high=1.5, step=1.5)
@@ -282,10 +283,10 @@ def _catch_eval(table_path, dataset, queries, seed, values, interval, controller
     import torch
 
     torch.set_num_threads(1)
-    from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
     from raynas.policies.catch.schedule import catch_search
     from raynas.policies.hyper_controller import HyperController
+    from raynas.tables import BenchmarkTable
 
     table = BenchmarkTable.load(table_path)
     evaluator = TabularEvaluator(table, dataset)
@@ -345,13 +346,13 @@ def catch_part(args) -> dict:
     import ray
     import torch
 
-    from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
     from raynas.policies.catch.schedule import (
         catch_stage,
         catch_validation,
         make_catch_controller,
     )
+    from raynas.tables import BenchmarkTable
 
     torch.set_num_threads(1)
     table = BenchmarkTable.load(args.table)

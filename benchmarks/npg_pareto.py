@@ -60,8 +60,8 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
     import matplotlib.pyplot as plt
 
     from raynas.bench.runner import true_fronts
-    from raynas.benchmarks.front import NB201_SHAPES, table_front
     from raynas.front_report import front_table
+    from raynas.tables.front import NB201_SHAPES, table_front
 
     config = BenchConfig(benchmark=table.path, datasets=(dataset,), policies=("random",),
                          objectives=OBJECTIVES)
@@ -127,7 +127,7 @@ def main() -> None:
             print(f"| {dataset} | {label} | " + " | ".join(cells) + " |")
         print(f"|  | target for npg @300 | {TARGETS[dataset]} |")
     if args.figures:
-        from raynas.benchmarks import BenchmarkTable
+        from raynas.tables import BenchmarkTable
 
         args.figures.mkdir(parents=True, exist_ok=True)
         table = BenchmarkTable.load(args.table)

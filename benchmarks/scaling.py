@@ -87,7 +87,7 @@ _TABLE = None
 
 def _pool_init(path: str, space: str) -> None:
     global _TABLE
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     _TABLE = BenchmarkTable.load(path, space)
 
@@ -117,7 +117,7 @@ def plain_processes(config, processes: int) -> float:
 def search_compute(config) -> float:
     """Seconds the bench's searches take in one warm process, one after another, no Ray."""
     from raynas.bench.runner import run_one
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     table = BenchmarkTable.load(config.benchmark, config.space)
     for policy in config.policies:  # imports and first-call costs, as in a warm Ray worker

@@ -105,7 +105,7 @@ def main() -> None:
     import ray
 
     from raynas.bench.runner import BenchConfig
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     started = time.perf_counter()
     ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,

@@ -9,8 +9,8 @@ import numpy as np
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from raynas.envs.nas_env import default_reward
-from raynas.envs.rewards import RewardFn
 from raynas.errors import ArgumentError
+from raynas.rewards import RewardFn
 from raynas.types import Result
 
 
@@ -25,7 +25,7 @@ class MultiAgentNASEnv(MultiAgentEnv):
     architecture string and its metrics.
 
     ``config`` (RLlib's ``env_config``) takes either ``space`` and ``evaluator``
-    objects, or ``table`` (a path or a :class:`~raynas.benchmarks.BenchmarkTable`)
+    objects, or ``table`` (a path or a :class:`~raynas.tables.BenchmarkTable`)
     and ``dataset`` for an NB201 table; plus optional ``reward_fn``, ``mode`` and
     ``context`` (a vector).
     """

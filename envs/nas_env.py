@@ -7,8 +7,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from raynas.envs.rewards import NormalizedObjective, RewardFn
 from raynas.errors import ArgumentError
+from raynas.rewards import NormalizedObjective, RewardFn
 from raynas.types import Result
 
 

@@ -17,7 +17,7 @@ from raynas.envs.nas_env import NASEnv
 
 @lru_cache(maxsize=4)
 def _load_table(path: str):
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     return BenchmarkTable.load(path)
 
@@ -25,9 +25,9 @@ def _load_table(path: str):
 def nb201_table_evaluator(table, dataset: str = "cifar10"):
     """(space, evaluator) for an NB201 table (a path or a loaded table); the evaluator's
     metrics include the network's ``params`` and ``flops``."""
-    from raynas.benchmarks.front import NB201_SHAPES
     from raynas.evaluators import TabularEvaluator
     from raynas.spaces.cost import LinearCostModel
+    from raynas.tables.front import NB201_SHAPES
 
     if isinstance(table, (str, Path)):
         table = _load_table(str(Path(table).resolve()))

@@ -445,7 +445,7 @@ def curve_stage(controller: HyperController, seeds: Sequence[int], episodes: int
                 interval: int, seed: int = 0):
     """A ``run_stage`` for :func:`train_controller` on the synthetic noisy-quadratic
     curves, in process: stage ``s`` runs ``episodes`` tasks cycling through ``seeds``."""
-    from raynas.benchmarks.curves import NoisyQuadratic, curve_episode
+    from raynas.tables.curves import NoisyQuadratic
 
     def run_stage(stage: int, epsilon: float):
         rng = np.random.default_rng([seed, stage])
@@ -455,3 +455,49 @@ def curve_stage(controller: HyperController, seeds: Sequence[int], episodes: int
         return [r[0] for r in runs], [r[2] for r in runs]
 
     return run_stage
+
+
+def curve_episode(controller, task, epochs: int, interval: int,
+                  reference: list[dict[str, float]] | None = None,
+                  rng: np.random.Generator | None = None, epsilon: float = 0.0,
+                  greedy: bool = False):
+    """Run ``task`` for ``epochs`` under ``controller`` (a
+    :class:`~raynas.policies.hyper_controller.HyperController` over ``lr`` and/or
+    ``batch_size``), deciding after every ``interval`` epochs (as
+    :class:`~raynas.tune.hyper_scheduler.HyperScheduler` does). The reward is measured
+    against ``reference`` (default: the constant run at the controller's initial
+    values). Returns ``(episode, curve, final_gap)``; ``curve`` has every epoch's
+    metrics plus the hyperparameters used. ``task`` is a
+    :class:`~raynas.tables.curves.NoisyQuadratic` (or anything with its ``start``)."""
+    from raynas.tables.curves import fixed_curve
+
+    if interval < 1 or epochs < 1:
+        raise ArgumentError(f"need epochs >= 1 and interval >= 1, got {epochs} and {interval}")
+    values = controller.initial_values()
+    fixed = {"lr": values.get("lr", 0.5), "batch_size": values.get("batch_size", 64)}
+    reference = reference or fixed_curve(task, epochs, **fixed)
+    run, episode, curve = task.start(), Episode(), []
+    seen: list[dict[str, float]] = []
+    targets, refs = [], []
+    while len(curve) < epochs:
+        hyper = {**fixed, **values}
+        for _ in range(min(interval, epochs - len(curve))):
+            curve.append(run.epoch(hyper["lr"], hyper["batch_size"]) | hyper)
+        if episode.actions:  # the outcome of the last decision
+            targets.append(curve[-1][controller.target])
+            refs.append(reference[len(curve) - 1][controller.target])
+        if len(curve) >= epochs:
+            break
+        seen.append(curve[-1])
+        obs = controller.observe(len(curve) / epochs, seen, values)
+        actions, logp = controller.act(obs, rng, epsilon, greedy)
+        values = controller.adjust(values, actions)
+        episode.observations.append(obs)
+        episode.actions.append(actions)
+        episode.log_probs.append(logp)
+    first = seen[0] if seen else curve[-1]
+    start_gap = controller.gap(first[controller.target],
+                               reference[int(first["epoch"]) - 1][controller.target])
+    episode.rewards = controller.rewards(targets, refs, start_gap)
+    final = controller.gap(curve[-1][controller.target], reference[-1][controller.target])
+    return episode, curve, final

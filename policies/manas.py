@@ -19,7 +19,7 @@ seen so far (Exp3 needs bounded rewards).
 The agents' state and sampling live in :class:`EdgeAgents`, a block of edges with
 one random generator per edge. The policies keep one block for all edges in
 process (the vectorised backend); ``backend="actors"`` spreads the blocks over Ray
-actors (:mod:`raynas.agents`), with the same per-edge generators and therefore the
+actors (:mod:`raynas.policies.manas_actors`), with the same per-edge generators and therefore the
 same architectures for the same seed.
 """
 
@@ -135,7 +135,7 @@ class _EdgeAgentPolicy(Policy):
         seeds = np.random.SeedSequence(self.seed).generate_state(len(space.num_choices)).tolist()
         spec = dict(num_choices=space.num_choices, seeds=seeds, rule=self.rule, eta=eta, gamma=gamma)
         if backend == "actors":
-            from raynas.agents import ActorAgents
+            from raynas.policies.manas_actors import ActorAgents
 
             self.agents = ActorAgents(edges_per_actor=edges_per_actor, **spec)
         else:

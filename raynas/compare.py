@@ -26,8 +26,6 @@ from raynas.front_report import (
 from raynas.pareto import hypervolume
 from raynas.search.history import incumbent_curve
 
-SEARCH_METRIC, REPORT_METRIC = "valid_acc", "test_acc"
-
 
 @dataclass(frozen=True)
 class _Run:
@@ -37,6 +35,7 @@ class _Run:
     history: pa.Table
     front: FrontSpec | None
     true_front: np.ndarray | None
+    metrics: tuple[str, str, str] = ("valid_acc", "test_acc", "max")  # search, report, mode
 
 
 def _load(folder: Path) -> _Run:
@@ -44,14 +43,16 @@ def _load(folder: Path) -> _Run:
     path = folder / "history.parquet"
     if not path.is_file():
         raise RaynasError(f"no history.parquet in {folder}: is it a raynas search folder?")
-    setup = ""
+    setup, metrics = "", _Run.metrics
     if (folder / "config.yaml").is_file():
         from raynas import config as cfg
 
         config = cfg.load(folder / "config.yaml")
         setup = f"{config.policy.name} on {config.evaluator.dataset}, seed {config.seed}"
+        ev = config.evaluator
+        metrics = (ev.search_metric, ev.report_metric, ev.mode)
     front, true_front = load_front(folder)
-    return _Run(folder.name, folder, setup, pq.read_table(path), front, true_front)
+    return _Run(folder.name, folder, setup, pq.read_table(path), front, true_front, metrics)
 
 
 def _labels(runs: list[_Run]) -> list[str]:
@@ -68,18 +69,26 @@ def write_comparison(folders: list[str | Path], out_dir: str | Path) -> list[Pat
         raise RaynasError("--compare needs at least two search folders")
     runs = [_load(Path(f)) for f in folders]
     labels = _labels(runs)
+    kinds = {r.metrics for r in runs}
+    if len(kinds) > 1:
+        raise RaynasError("--compare: the searches optimise different metrics ("
+                          + "; ".join(f"{label}: {m[0]} {m[2]}, reports {m[1]}"
+                                      for label, m in zip(labels, (r.metrics for r in runs)))
+                          + "); compare searches of one metric")
+    search_metric, report_metric, mode = runs[0].metrics
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     fronts = [r.front for r in runs]
     same_front = all(f is not None and f.report == fronts[0].report for f in fronts)
 
     lines = ["# raynas comparison", "",
-             f"Protocol: search on `{SEARCH_METRIC}`, report `{REPORT_METRIC}` of the incumbent.", "",
-             "| search | setup | evaluations | best " + SEARCH_METRIC + " | its " + REPORT_METRIC
+             f"Protocol: search on `{search_metric}` ({mode}), report `{report_metric}` of the "
+             "incumbent.", "",
+             "| search | setup | evaluations | best " + search_metric + " | its " + report_metric
              + (" | front size | hypervolume | share of true front" if same_front else "") + " |",
              "|---" * (8 if same_front else 5) + "|"]
     for label, run in zip(labels, runs):
-        search, report = incumbent_curve(run.history, SEARCH_METRIC, REPORT_METRIC)
+        search, report = incumbent_curve(run.history, search_metric, report_metric, mode)
         best = (f"{search[-1]:.2f} | {report[-1]:.2f}" if len(search) and not np.isnan(search[-1])
                 else "- | -")
         row = f"| {label} | {run.setup or '-'} | {len(search)} | {best}"
@@ -94,11 +103,12 @@ def write_comparison(folders: list[str | Path], out_dir: str | Path) -> list[Pat
     summary = out_dir / "compare.md"
     summary.write_text("\n".join(lines) + "\n")
     plot = out_dir / "compare.png"
-    _plot(runs, labels, same_front, plot)
+    _plot(runs, labels, same_front, plot, runs[0].metrics)
     return [summary, plot]
 
 
-def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path) -> None:
+def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path,
+          metrics: tuple[str, str, str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,10 +118,10 @@ def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path) -> None
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
     for i, (label, run) in enumerate(zip(labels, runs)):
-        _, report = incumbent_curve(run.history, SEARCH_METRIC, REPORT_METRIC)
+        _, report = incumbent_curve(run.history, *metrics)
         ax.plot(range(1, len(report) + 1), report, color=f"C{i}", label=label)
     ax.set_xlabel("evaluations")
-    ax.set_ylabel(f"incumbent {REPORT_METRIC}")
+    ax.set_ylabel(f"incumbent {metrics[1]}")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     if fronts:

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raynas import config as cfg
-from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
 from raynas.errors import CheckpointError, SearchInterrupted, StartupError
 from raynas.files import write_text
 from raynas.front_report import save_front
 from raynas.report import write_report
 from raynas.search.callbacks import Callback
 from raynas.search.search import HISTORY_FILE, SearchResult
+from raynas.tables.front import COST_METRICS, NB201_SHAPES
 
 if TYPE_CHECKING:
     from raynas.tracking import MlflowTracker
@@ -178,7 +178,7 @@ def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: i
     spec = FrontSpec(select, report, tuple(reference))
     true_front = None
     if table is not None and len(select) == 2 and select[1][0] in COST_METRICS:
-        from raynas.benchmarks.front import table_front
+        from raynas.tables.front import table_front
 
         true_front = table_front(table, config.evaluator.dataset, metric=report[0],
                                  cost=select[1][0], num_classes=num_classes,
@@ -249,9 +249,9 @@ def _search(config: cfg.SearchConfig, space, evaluator, out_dir: Path, resume: b
 
 
 def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: object) -> _Job:
-    from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
     from raynas.search import Simulated
+    from raynas.tables import BenchmarkTable
 
     ev = config.evaluator
     table = BenchmarkTable.load(ev.path, build_space(config))
@@ -444,15 +444,7 @@ def build_tune_settings(config: cfg.SearchConfig):
     """The Tune settings of a config's budget and resources."""
     from raynas.tune import TuneSettings
 
-    res = config.resources
-    return TuneSettings(
-        num_trials=config.limits.queries, cpus_per_trial=res.cpus_per_trial,
-        gpus_per_trial=res.gpus_per_trial, max_concurrent_trials=res.max_concurrent_trials,
-        asha=res.asha, grace_period=res.grace_period, max_failures=res.max_failures,
-        checkpoint_every=res.checkpoint_every, hyper_controller=res.hyper_controller,
-        hyper_interval=res.hyper_interval, custom_resources=dict(res.custom_resources),
-        storage_path=res.storage_path, autoscaling=res.autoscaling,
-    )
+    return TuneSettings.from_config(config.resources, config.limits.queries)
 
 
 def export_best(run, evaluator, arch: str, folder: Path, mlflow_model: bool = False) -> Path | None:

@@ -57,7 +57,7 @@ class ConfigError(ArgumentError):
 
 
 class TableError(ArgumentError):
-    """A benchmark table does not follow the schema (see ``raynas.benchmarks``)."""
+    """A benchmark table does not follow the schema (see ``raynas.tables``)."""
 
 
 class DatasetError(ArgumentError):

@@ -48,7 +48,7 @@ def table_path() -> Path:
 
 @pytest.fixture(scope="session")
 def nb201_table(table_path):
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     return BenchmarkTable.load(table_path)
 

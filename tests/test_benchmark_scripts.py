@@ -28,7 +28,7 @@ TINY = {
     "manas_memory.py": ["--channels", "4", "--layers", "3", "--batch", "4", "--steps", "1",
                         "--device", "cpu"],
     "tracking_overhead.py": ["--queries", "50", "--repeats", "1", "--trials", "2"],
-    "tune_overhead.py": ["--trials", "2", "--epochs", "1", "--channels", "4", "--out", "{out}"],
+    "tune_overhead.py": ["--trials", "2", "--lengths", "0.5", "--out", "{out}"],
     "scaling.py": ["--nodes", "1,2", "--seeds", "2", "--budget", "10", "--noop-tasks", "20",
                    "--trials", "2", "--epochs", "1", "--out", "{out}"],
 }

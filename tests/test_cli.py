@@ -280,10 +280,10 @@ def test_report_compare_overlays_searches(table_path, tmp_path):
 
     from raynas.front_report import front_hypervolume, load_front
 
-    def search(name: str, policy: str, front: bool) -> Path:
+    def search(name: str, policy: str, front: bool, metric: str = "") -> Path:
         text = (f"space: {{name: nb201}}\npolicy: {{name: {policy}}}\nbudget: 40\n"
                 "tracking: {mlflow: false}\n"
-                f"evaluator: {{kind: tabular, dataset: cifar100, path: {table_path}}}\n")
+                f"evaluator: {{kind: tabular, dataset: cifar100, path: {table_path}{metric}}}\n")
         if front:
             text += "front: {objectives: {valid_acc: max, flops: min}}\n"
         _raynas("search", _write_config(tmp_path / f"{name}.yaml", text), "--out",
@@ -307,6 +307,17 @@ def test_report_compare_overlays_searches(table_path, tmp_path):
     assert (tmp_path / "ac" / "compare.png").stat().st_size > 10_000
     lonely = _raynas("report", "--compare", str(a), check=False)
     assert lonely.returncode == 2 and "at least two search folders" in lonely.stderr
+    # searches of another metric: compared on theirs, never mixed with valid_acc ones
+    d = search("d", "ls", False, ", search_metric: latency, report_metric: latency, mode: min")
+    e = search("e", "random", False, ", search_metric: latency, report_metric: latency, mode: min")
+    _raynas("report", "--compare", str(d), str(e), "--out", str(tmp_path / "de"))
+    table = (tmp_path / "de" / "compare.md").read_text()
+    assert "search on `latency` (min), report `latency`" in table
+    best = min(r["latency"] for r in pq.read_table(d / "history.parquet").to_pylist()
+               if not r["cached"])
+    assert f"| d | ls on cifar100, seed 0 | 40 | {best:.2f} | {best:.2f} |" in table
+    mixed = _raynas("report", "--compare", str(c), str(d), check=False)
+    assert mixed.returncode == 2 and "optimise different metrics" in mixed.stderr
 
 
 TINY_TRAINING = """

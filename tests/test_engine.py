@@ -3,15 +3,16 @@ clock with k workers, Ray tasks), pending architectures, exhaustion and resume."
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
-from raynas.benchmarks import BenchmarkTable
 from raynas.evaluators import TabularEvaluator
 from raynas.policies import POLICIES, make_policy
 from raynas.search import Budget, Callback, InProcess, RayTasks, Search, Simulated
 from raynas.search.policy import Policy
-from raynas.spaces import Decision, SearchSpace
+from raynas.spaces import Decision, SearchSpace, get_space
+from raynas.tables import BenchmarkTable
 
 DETERMINISTIC = ("step", "query", "arch", "cached", "status", "time", "valid_acc", "test_acc")
 FAST = ("random", "rea", "ls", "manas", "manas-ls", "npg", "tpe", "catch")
@@ -320,3 +321,37 @@ def test_scaling_sim_benchmark_smoke(table_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "| random | async | 4 |" in proc.stdout and "| rea | sync | 4 |" in proc.stdout
     assert "best policy per k" in proc.stdout and "the whole study:" in proc.stdout
+
+
+def test_cost_bias_shows_on_a_table_whose_costs_vary(table_path):
+    """The shared table's train_time varies little, so asynchronous workers show no cost
+    bias there. On a table where costs span 1-100 s and the better networks train longer,
+    k asynchronous workers hear of cheap networks first: the first k results cost far
+    less than an unbiased sample, and the incumbent after k results is worse than the
+    one a synchronous batch of the same k architectures finds (which waits for all)."""
+    import pyarrow.parquet as pq
+
+    data = pq.read_table(table_path)
+    valid = data["cifar10_valid_acc"].to_numpy()
+    rank = valid.argsort().argsort() / (len(valid) - 1)
+    data = data.set_column(data.column_names.index("cifar10_train_time"), "cifar10_train_time",
+                           pa.array(1.0 + 99.0 * rank))
+    table = BenchmarkTable(data, get_space("nb201"))
+    evaluator = TabularEvaluator(table, "cifar10", cost_metric="train_time")
+    k, seeds = 16, range(8)
+    first_cost, sample_cost, async_best, sync_best = [], [], [], []
+    for seed in seeds:
+        for synchronous in (False, True):
+            result = Search(table.space, make_policy("random", table.space, seed=seed),
+                            evaluator, Budget(max_queries=4 * k), backend=Simulated(k),
+                            synchronous=synchronous).run()
+            rows = [r for r in result.history.to_pylist() if not r["cached"]]
+            first = rows[:k]  # in arrival order
+            if synchronous:
+                sync_best.append(max(r["valid_acc"] for r in first))
+                sample_cost.append(np.mean([r["train_time"] for r in first]))  # all k started
+            else:
+                async_best.append(max(r["valid_acc"] for r in first))
+                first_cost.append(np.mean([r["train_time"] for r in first]))
+    assert np.mean(first_cost) < 0.75 * np.mean(sample_cost)  # cheap networks first
+    assert np.mean(async_best) < np.mean(sync_best)  # ...and they are the weaker ones

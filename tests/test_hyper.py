@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from raynas.benchmarks.curves import NoisyQuadratic, curve_episode, fixed_curve, scheduled_curve
 from raynas.policies.hyper_controller import (
     DOWN,
     KEEP,
@@ -16,9 +15,11 @@ from raynas.policies.hyper_controller import (
     Episode,
     HyperController,
     HyperParam,
+    curve_episode,
     curve_stage,
     train_controller,
 )
+from raynas.tables.curves import NoisyQuadratic, fixed_curve, scheduled_curve
 
 LR = HyperParam("lr", initial=0.5, low=0.01, high=1.5, step=1.5)
 BATCH = HyperParam("batch_size", initial=64, low=16, high=1024, step=2, integer=True)

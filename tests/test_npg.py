@@ -178,7 +178,7 @@ def test_supernet_evaluator_pretrains_and_resumes_identically(tmp_path):
 
 
 def test_adf_floor_quantile_sharpens_the_reward_among_good_architectures():
-    from raynas.envs.mo_rewards import ADCReward, ADFReward
+    from raynas.rewards import ADCReward, ADFReward
 
     objectives = {"acc": "max", "size": "min"}
     seen = [{"acc": a, "size": 1.0} for a in (1.0, 80.0, 85.0, 90.0, 95.0)]

@@ -56,7 +56,7 @@ def test_no_source_file_imports_bare_envs_or_policies():
 def test_core_import_stays_light():
     """Importing the core and the policies must pull neither torch nor ray."""
     code = (
-        "import sys, raynas.spaces, raynas.policies, raynas.search, raynas.benchmarks;"
+        "import sys, raynas.spaces, raynas.policies, raynas.search, raynas.tables;"
         "print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -100,7 +100,7 @@ def test_linear_cost_model_is_exact(space):
 
 # ---------------------------------------------------------------- table front
 def test_nb201_true_front(nb201_table):
-    from raynas.benchmarks.front import table_front
+    from raynas.tables.front import table_front
 
     front = table_front(nb201_table, "cifar10")
     assert front.reference == pytest.approx((0.0, 1.5315), abs=1e-4)  # the published maximum
@@ -135,11 +135,11 @@ def test_tabular_results_carry_the_cost_model(nb201_table):
 def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tmp_path):
     import pyarrow.parquet as pq
 
-    from raynas.benchmarks.front import table_front
     from raynas.evaluators import TabularEvaluator
     from raynas.front_report import FrontSpec, front_hypervolume, front_table
     from raynas.policies import make_policy
     from raynas.search import Budget, Search
+    from raynas.tables.front import table_front
     from raynas.tracking import MlflowTracker
 
     truth = table_front(nb201_table, "cifar10")

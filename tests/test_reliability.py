@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from raynas.bench import BenchConfig, run_bench
-from raynas.benchmarks import BenchmarkTable
 from raynas.errors import (
     EXIT_NO_SUCCESS,
     EXIT_STARTUP,
@@ -35,6 +34,7 @@ from raynas.evaluators import TabularEvaluator
 from raynas.policies import make_policy
 from raynas.search import Budget, Search
 from raynas.spaces import NB201Space
+from raynas.tables import BenchmarkTable
 
 RAYNAS = str(Path(sys.executable).parent / "raynas")
 

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from raynas.bench.report import regret_floor
-from raynas.benchmarks import BenchmarkTable, parse_metric_column
 from raynas.errors import TableError
 from raynas.evaluators import TabularEvaluator
+from raynas.tables import BenchmarkTable, parse_metric_column
 
 
 def test_shared_table_facts(nb201_table):

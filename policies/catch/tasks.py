@@ -10,7 +10,7 @@ from pathlib import Path
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, space: str):
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
     return BenchmarkTable.load(path, space)
 

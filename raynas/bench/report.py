@@ -13,7 +13,7 @@ from raynas.files import write_atomically, write_text
 
 if TYPE_CHECKING:
     from raynas.bench.runner import BenchConfig
-    from raynas.benchmarks import BenchmarkTable
+    from raynas.tables import BenchmarkTable
 
 REPORT_QUERIES = (25, 50, 100, 200)
 

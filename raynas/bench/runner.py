@@ -34,11 +34,11 @@ from raynas.bench.store import (
     search_settings,
     write_run,
 )
-from raynas.benchmarks import BenchmarkTable
-from raynas.benchmarks.front import COST_METRICS, NB201_SHAPES
 from raynas.errors import ArgumentError
 from raynas.files import write_atomically
 from raynas.policies import POLICIES, takes_objectives
+from raynas.tables import BenchmarkTable
+from raynas.tables.front import COST_METRICS, NB201_SHAPES
 from raynas.types import Objective
 
 logger = logging.getLogger(__name__)
@@ -195,9 +195,9 @@ class TrueFront:
 
 def true_fronts(table: BenchmarkTable, config: BenchConfig) -> dict[str, TrueFront]:
     """Per dataset: the table's costs, the front spec and the true front's hypervolume."""
-    from raynas.benchmarks.front import table_front
     from raynas.front_report import FrontSpec
     from raynas.spaces.cost import LinearCostModel
+    from raynas.tables.front import table_front
 
     out = {}
     cost = config.objectives[1][0]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from raynas.benchmarks.table import BenchmarkTable
+from raynas.tables.table import BenchmarkTable
 from raynas.types import Arch, Result
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class TabularEvaluator:
-    """Answer evaluations from a :class:`~raynas.benchmarks.BenchmarkTable` in microseconds.
+    """Answer evaluations from a :class:`~raynas.tables.BenchmarkTable` in microseconds.
 
     The protocol is the benchmark's: search on ``valid_acc``, report ``test_acc``
     of the incumbent (the best architecture so far by validation accuracy).

@@ -18,7 +18,7 @@ Trainables: raynas's training trainable (:func:`raynas.tune.trainable.make_train
 reads ``lr``, ``lr_scale`` (a multiplier of its cosine schedule: a *residual* schedule,
 whose "keep" is the cosine run), ``weight_decay`` and ``batch_size`` from its config;
 :func:`train_curve` runs the synthetic noisy-quadratic curves
-(:mod:`raynas.benchmarks.curves`) as Tune trials, cheap enough for the many episodes
+(:mod:`raynas.tables.curves`) as Tune trials, cheap enough for the many episodes
 controller training needs.
 """
 
@@ -34,8 +34,8 @@ import numpy as np
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from raynas.benchmarks.curves import NoisyQuadratic, fixed_curve
 from raynas.errors import ArgumentError
+from raynas.tables.curves import NoisyQuadratic, fixed_curve
 from raynas.tune.trainable import SCHEDULED_KEY
 
 if TYPE_CHECKING:

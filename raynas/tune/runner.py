@@ -7,10 +7,11 @@ import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from raynas.config import ResourcesConfig
 from raynas.errors import ArgumentError, CheckpointError, SearchInterrupted, StartupError
 from raynas.search.search import HISTORY_FILE, Budget, SearchResult
 from raynas.search.state import SearchState
@@ -36,45 +37,24 @@ EXPERIMENT = "tune"
 
 
 @dataclass(frozen=True)
-class TuneSettings:
-    """How Tune runs the trials.
+class TuneSettings(ResourcesConfig):
+    """How Tune runs the trials: a config's ``resources`` section (every field of
+    :class:`~raynas.config.ResourcesConfig`, documented there, written once) plus what
+    the Python API also sets.
 
     Attributes:
-        num_trials: Architectures to train (Tune trials).
-        cpus_per_trial: CPUs reserved per trial (and torch threads).
-        gpus_per_trial: GPUs per trial; fractions share one GPU (0.25: four trials).
-        max_concurrent_trials: Trials running at once.
-        asha: Stop bad trials early with ASHA on the search metric.
-        grace_period: ASHA's minimum epochs before stopping a trial.
-        max_failures: Retries of a failed trial, each from its last checkpoint.
-        checkpoint_every: Epochs between a trial's checkpoints (and after its last).
+        num_trials: Architectures to train (Tune trials); a config's ``budget``.
         keep_checkpoints: Checkpoints kept per trial (``None``: all).
-        hyper_controller: A saved hyper-controller (JSON) that adjusts each trial's
-            hyperparameters every ``hyper_interval`` epochs (:class:`HyperScheduler`).
-        hyper_interval: Epochs between its decisions.
-        custom_resources: Custom Ray resources per trial (``{"gpu_node": 1}``): trials
-            run only on nodes that declare them.
-        storage_path: Where Tune keeps the experiment (``<storage_path>/<out folder
-            name>/tune``); ``None``: the results folder. A multi-node cluster needs
-            storage every node sees: a shared file system or a cloud URI (``s3://...``).
-        autoscaling: The cluster launches nodes on demand: GPUs or custom resources it
-            does not have yet are waited for instead of failing the search.
     """
 
     num_trials: int = 20
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
-    max_concurrent_trials: int = 2
-    asha: bool = False
-    grace_period: int = 1
-    max_failures: int = 2
-    checkpoint_every: int = 1
     keep_checkpoints: int | None = 2
-    hyper_controller: str | None = None
-    hyper_interval: int = 1
-    custom_resources: dict[str, float] = field(default_factory=dict)
-    storage_path: str | None = None
-    autoscaling: bool = False
+
+    @classmethod
+    def from_config(cls, resources: ResourcesConfig, num_trials: int) -> TuneSettings:
+        """The settings of a config's ``resources`` and ``budget``."""
+        return cls(num_trials=num_trials, **{f.name: getattr(resources, f.name)
+                                             for f in fields(ResourcesConfig)})
 
     def __post_init__(self) -> None:
         if self.num_trials < 1 or self.max_concurrent_trials < 1:

@@ -17,7 +17,7 @@ NB201_SHAPES = {"cifar10": (10, 32), "cifar100": (100, 32), "imagenet16_120": (1
 COST_METRICS = ("params", "flops")
 
 if TYPE_CHECKING:
-    from raynas.benchmarks.table import BenchmarkTable
+    from raynas.tables.table import BenchmarkTable
 
 
 @dataclass(frozen=True)
