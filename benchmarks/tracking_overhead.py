@@ -26,10 +26,10 @@ from pathlib import Path
 
 
 def tabular(table_path: Path, queries: int, repeats: int) -> None:
-    from raynas.benchmarks import BenchmarkTable
     from raynas.evaluators import TabularEvaluator
     from raynas.policies import make_policy
     from raynas.search import Budget, Search
+    from raynas.tables import BenchmarkTable
     from raynas.tracking import MlflowTracker
 
     table = BenchmarkTable.load(table_path)
