@@ -16,7 +16,7 @@ from raynas.files import write_text
 from raynas.search.backends import Backend, InProcess
 from raynas.search.callbacks import Callback, ProgressBar
 from raynas.search.history import History
-from raynas.search.state import SearchState
+from raynas.search.state import SearchState, StateView
 from raynas.types import Arch
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class SearchResult:
     grid: Any = None
 
 
-class Search:
+class Search(StateView):
     """Run one search: a policy proposes, a backend evaluates, the state records.
 
     One loop serves every backend (:mod:`raynas.search.backends`): while a worker is free
@@ -173,35 +173,6 @@ class Search:
         self._checkpointed_step = 0
         self._space_size: int | None = None
         self.completed = False  # ran to its end (see Callback.on_search_end)
-
-    # the state, as callbacks read it
-    @property
-    def history(self) -> History:
-        return self.state.history
-
-    @property
-    def queries(self) -> int:
-        return self.state.queries
-
-    @property
-    def cost(self) -> float:
-        return self.state.cost
-
-    @property
-    def clock(self) -> float:
-        return self.state.clock
-
-    @property
-    def step(self) -> int:
-        return self.state.step
-
-    @property
-    def incumbent(self) -> tuple[str, float] | None:
-        return self.state.incumbent
-
-    def incumbent_metrics(self) -> dict[str, float]:
-        """All metrics of the incumbent so far (empty before the first success)."""
-        return self.state.incumbent_metrics()
 
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> SearchResult:

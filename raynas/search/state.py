@@ -128,3 +128,39 @@ class SearchState:
                 result = Result(metrics, row["cost"], row["status"], row["error"],
                                 fidelity=row.get("fidelity"))
                 self.cache[self.space.from_str(row["arch"])] = (result, row["query"])
+
+
+class StateView:
+    """The search state as callbacks read it: what a :class:`~raynas.search.Search` and
+    a Tune search (:class:`~raynas.tune.runner.TuneSearch`) expose over their
+    ``state`` (a :class:`SearchState`)."""
+
+    state: SearchState
+
+    @property
+    def history(self) -> History:
+        return self.state.history
+
+    @property
+    def queries(self) -> int:
+        return self.state.queries
+
+    @property
+    def cost(self) -> float:
+        return self.state.cost
+
+    @property
+    def clock(self) -> float:
+        return self.state.clock
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    @property
+    def incumbent(self) -> tuple[str, float] | None:
+        return self.state.incumbent
+
+    def incumbent_metrics(self) -> dict[str, float]:
+        """All metrics of the incumbent so far (empty before the first success)."""
+        return self.state.incumbent_metrics()

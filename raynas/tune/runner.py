@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from raynas.config import ResourcesConfig
 from raynas.errors import ArgumentError, CheckpointError, SearchInterrupted, StartupError
 from raynas.search.search import HISTORY_FILE, Budget, SearchResult
-from raynas.search.state import SearchState
+from raynas.search.state import SearchState, StateView
 from raynas.tune.experiment import (
     IDENTITY_FILE,
     TUNER_FILE,
@@ -128,7 +128,7 @@ def _trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-class TuneSearch:
+class TuneSearch(StateView):
     """What raynas callbacks of a Tune search see: the parts of a
     :class:`~raynas.search.Search` they read (space, policy, evaluator, budget, the
     state's history, queries, cost and incumbent), over the searcher Tune drives (after
@@ -153,25 +153,6 @@ class TuneSearch:
         searcher = self.searcher or (PolicySearcher.active(self.search_id)
                                      if self.search_id else None)
         return searcher.state if searcher is not None else self._empty
-
-    @property
-    def history(self):
-        return self.state.history
-
-    @property
-    def queries(self) -> int:
-        return self.state.queries
-
-    @property
-    def cost(self) -> float:
-        return self.state.cost
-
-    @property
-    def incumbent(self) -> tuple[str, float] | None:
-        return self.state.incumbent
-
-    def incumbent_metrics(self) -> dict[str, float]:
-        return self.state.incumbent_metrics()
 
 
 def run_tune(
