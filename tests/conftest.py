@@ -118,50 +118,76 @@ class Head:
     gcs: str
 
 
+def _stop_head(head: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(head.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            head.wait(grace)
+            os.killpg(head.pid, signal.SIGKILL)  # children outlive the `ray start` process
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            continue
+        break
+
+
+class _PortTaken(Exception):
+    """``ray start --head`` lost a port it was given to another process."""
+
+
 @pytest.fixture
 def head_node(tmp_path):
     """A real head node (`ray start --head`) on 127.0.0.1 with the dashboard (jobs API) on
     free ports; its whole process group is killed afterwards (`ray stop` would also stop
-    other Ray instances of this machine)."""
+    other Ray instances of this machine). A port found free can be taken by another
+    process (one of the head's own components included) before the head binds it: then
+    the head is started again on other ports, up to three times."""
     import ray
 
     if ray.is_initialized():  # a driver left over from an earlier test would connect here
         ray.shutdown()
-    dashboard, port = _free_port(), _free_port()
-    command = [
-        str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-        f"--port={port}", f"--ray-client-server-port={_free_port()}",
-        f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-        "--num-cpus=2", "--object-store-memory=200000000", "--disable-usage-stats",
-    ]
-    log = (tmp_path / "head.log").open("w")
-    head = subprocess.Popen(command, env=_ray_env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    address = f"http://127.0.0.1:{dashboard}"
+    for attempt in range(3):
+        dashboard, port = _free_port(), _free_port()
+        command = [
+            str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+            f"--port={port}", f"--ray-client-server-port={_free_port()}",
+            f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true", "--num-cpus=2", "--object-store-memory=200000000",
+            "--disable-usage-stats",
+        ]
+        path = tmp_path / f"head-{attempt}.log"
+        log = path.open("w")
+        head = subprocess.Popen(command, env=_ray_env(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        address = f"http://127.0.0.1:{dashboard}"
+        try:
+            _wait_for_jobs_api(address, head, path, retry_taken_port=attempt < 2)
+        except _PortTaken:
+            _stop_head(head)
+            log.close()
+            continue
+        except BaseException:
+            _stop_head(head)
+            log.close()
+            raise
+        break
     try:
-        _wait_for_jobs_api(address, head, tmp_path / "head.log")
         yield Head(address, f"127.0.0.1:{port}")
     finally:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(head.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                head.wait(grace)
-                os.killpg(head.pid, signal.SIGKILL)  # children outlive the `ray start` process
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                continue
-            break
+        _stop_head(head)
         log.close()
 
 
-def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path, timeout: float = 120,
+                       retry_taken_port: bool = False) -> None:
     from ray.job_submission import JobSubmissionClient
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if head.poll() is not None:
+            if retry_taken_port and "address already in use" in log.read_text():
+                raise _PortTaken(log)
             pytest.fail(f"ray start --head exited with {head.returncode}:\n{log.read_text()[-3000:]}")
         try:
             JobSubmissionClient(address).list_jobs()
