@@ -140,7 +140,6 @@ class MlflowTracker(Callback):
         self._open_error: BaseException | None = None
         self._metrics: list[tuple[str, float, int, int]] = []
         self._best: float | None = None  # the last best/<search metric> logged
-        self._sent = 0  # queries the run already had when the search resumed
         # Queries this tracker has queued: what ``evaluations`` says, so that it never
         # claims one whose metrics it has not got (an interrupt between the search's
         # checkpoint and this callback); a resume sends everything after it.
@@ -178,7 +177,7 @@ class MlflowTracker(Callback):
         if self._run_id is None and getattr(search, "resumed", False):
             self._run_id = find_search_run(self.mlflow)
         if self._run_id is not None:  # resumed: the same parent run, and what it missed
-            self._sent = self._told = self.mlflow.reopen(self._run_id)
+            self._told = self.mlflow.reopen(self._run_id)  # what the run already has
             self._best = self.mlflow.last_value(self._run_id, f"best/{metric}")
             self.on_step(search, search.history.rows)
             return
@@ -193,7 +192,7 @@ class MlflowTracker(Callback):
         now, step = _now_ms(), search.queries
         keys = self.arch_metrics or (search.evaluator.search_metric,)
         for row in rows:
-            if not row["cached"] and row["query"] > max(self._sent, self._told):
+            if not row["cached"] and row["query"] > self._told:
                 self._metrics += [(f"arch/{k}", float(row[k]), now, row["query"])
                                   for k in keys if isinstance(row.get(k), (int, float))]
                 self._told = row["query"]
