@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from raynas.search.policy import Policy
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TABLE = REPO.parent / "shared" / "benchmarks" / "nb201_12epoch.parquet"
 
@@ -243,3 +245,15 @@ def mlflow_server():
     for server in started:
         if server.proc.poll() is None:
             server.stop()
+
+
+class OnlyFirst(Policy):
+    """A converged (or broken) third-party policy: it proposes one architecture forever."""
+
+    name = "only-first"
+
+    def ask(self, n=1):
+        return [self.space.from_str("|x=a|")]
+
+    def tell(self, archs, results):
+        pass

@@ -53,7 +53,7 @@ def test_manas_moves_probability_to_the_better_op():
     evaluator = FunctionEvaluator(lambda arch: {"score": float(arch[0] == 1) + 0.1 * arch[1]},
                                   "score")
     policy = MANAS(TWO_EDGES, seed=0, objective=Objective("score"), eta=0.5)
-    Search(TWO_EDGES, policy, evaluator, Budget(max_queries=6), max_repeats=200).run()
+    Search(TWO_EDGES, policy, evaluator, Budget(max_queries=6)).run()
     for _ in range(100):  # the cache answers repeats; keep telling the policy
         arch = policy.ask(1)
         policy.tell(arch, evaluator.evaluate(arch))

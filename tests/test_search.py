@@ -8,12 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import OnlyFirst
 
 from raynas.errors import CheckpointError
 from raynas.evaluators import FunctionEvaluator, TabularEvaluator
 from raynas.policies import make_policy
 from raynas.search import Budget, Callback, Search, incumbent_curve
 from raynas.search.history import NONDETERMINISTIC
+from raynas.search.state import STALL_ASKS
 from raynas.spaces import CustomSpace
 from raynas.types import Objective, Result
 
@@ -138,8 +140,17 @@ def test_small_space_exhausts_instead_of_looping_forever():
     space = CustomSpace("tiny", {"x": ["a", "b", "c"]})
     policy = make_policy("random", space, seed=0, objective=Objective("v"))
     evaluator = FunctionEvaluator(lambda a: {"v": float(a[0])}, "v")
-    result = Search(space, policy, evaluator, Budget(max_queries=10), max_repeats=50).run()
+    result = Search(space, policy, evaluator, Budget(max_queries=10)).run()
     assert result.queries == 3 and result.stopped == "exhausted"
+
+
+def test_a_policy_that_only_repeats_ends_as_stalled():
+    space = CustomSpace("tiny", {"x": ["a", "b", "c"]})
+    evaluator = FunctionEvaluator(lambda a: {"v": float(a[0])}, "v")
+    result = Search(space, OnlyFirst(space, objective=Objective("v")), evaluator,
+                    Budget(max_queries=10)).run()
+    assert result.queries == 1 and result.stopped == "stalled"
+    assert len(result.history) == 1 + STALL_ASKS  # every repeat answered from the cache
 
 
 def test_failed_evaluations_are_recorded_and_never_incumbent():

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 import ray
+from conftest import OnlyFirst
 from ray import tune
 from ray.tune.search import Searcher
 
@@ -74,6 +75,16 @@ def test_searcher_answers_repeats_without_trials_and_finishes():
     rows = searcher.history().to_arrow().to_pylist()
     assert sum(not r["cached"] for r in rows) == 2
     assert sum(r["cached"] for r in rows) == searcher.repeats  # repeats answered from the cache
+
+
+def test_searcher_of_a_policy_that_only_repeats_finishes_as_stalled():
+    space = CustomSpace("tiny", {"x": ["a", "b", "c"]})
+    searcher = PolicySearcher(OnlyFirst(space, objective=Objective("v")), max_trials=10)
+    assert searcher.suggest("t0") == {"arch": "|x=a|"}
+    assert searcher.suggest("t1") is None  # a repeat of a running trial: wait for it
+    searcher.on_trial_complete("t0", {"v": 1.0})
+    assert searcher.suggest("t2") == Searcher.FINISHED  # never spins forever
+    assert searcher.stalled and searcher.state.queries == 1
 
 
 def test_searcher_errored_trial_is_a_failure():

@@ -68,7 +68,8 @@ class SearchResult:
         queries: Real evaluations made.
         stopped: Why the loop ended: ``"budget"``, ``"exhausted"`` (every architecture
             evaluated, or the policy proposed none) or ``"stalled"`` (the policy only
-            repeated evaluated architectures, ``max_repeats`` asks in a row).
+            repeated evaluated architectures, :data:`~raynas.search.state.STALL_ASKS`
+            asks in a row).
         grid: What the backend adds: Tune's ``ResultGrid`` for a training search
             (:func:`raynas.tune.run_tune`), else ``None``.
     """
@@ -108,11 +109,11 @@ class Search(StateView):
             start, at the end, and on any exception, from the last consistent state).
         callbacks: Extra :class:`Callback` s.
         progress: Show a progress bar.
-        max_repeats: Stop (``stopped="stalled"``) after this many asks in a row that
-            proposed nothing new, when nothing is pending: a policy that only repeats
-            itself. A space whose every architecture was evaluated ends the search at
-            once (``stopped="exhausted"``), as does a policy whose ``ask`` returns no
-            architecture.
+
+    A space whose every architecture was evaluated ends the search at once
+    (``stopped="exhausted"``), as does a policy whose ``ask`` returns no architecture; a
+    policy that only repeats evaluated architectures ends it as ``"stalled"`` (see
+    :class:`~raynas.search.state.SearchState`, the same rule as on Tune).
 
     Example:
         >>> budget = Budget(max_queries=100)                                   # doctest: +SKIP
@@ -135,7 +136,6 @@ class Search(StateView):
         checkpoint_every: int = 25,
         callbacks: Sequence[Callback] = (),
         progress: bool = False,
-        max_repeats: int = 1000,
     ) -> None:
         if batch_size < 1:
             raise ArgumentError(f"batch_size must be >= 1, got {batch_size}")
@@ -160,14 +160,13 @@ class Search(StateView):
                 f"objective=Objective({evaluator.search_metric!r}, mode)"
             )
         self.objective = policy.objective
-        self.max_repeats = max_repeats
         self.state = SearchState(space, self.objective)
         self._joined: dict[Arch, int] = {}  # repeats of pending archs, told when they finish
         # Where the loop stands between consistent points (checkpointed, so a resumed loop
-        # takes the same next step): asks in a row that proposed nothing new, and whether
-        # the next step waits for a result (after a pure repeat while others run).
-        self._repeats = 0
+        # takes the same next step): whether the next step waits for a result (after a
+        # pure repeat while others run).
         self._await_result = False
+        self._stalled = False
         self._elapsed_before = 0.0
         self._snapshot: dict[str, Any] | None = None
         self._checkpointed_step = 0
@@ -220,9 +219,9 @@ class Search(StateView):
                     break
                 if self._exhausted():
                     stopped = "exhausted"
-                elif self._repeats >= self.max_repeats and not self.state.pending:
+                elif self._stalled:
                     logger.warning("stopping: %d asks in a row proposed nothing new",
-                                   self._repeats)
+                                   self.state.repeat_streak)
                     stopped = "stalled"
                 if self.synchronous or not new:
                     break  # a synchronous round waits; a pure repeat lets the loop re-check
@@ -277,7 +276,7 @@ class Search(StateView):
         for arch in new:
             state.submit(arch, step=state.step)
             self.backend.submit(arch)
-        self._repeats = 0 if new else self._repeats + 1
+        self._stalled = state.note_ask(len(new))
         self._await_result = not new and not self.synchronous
         if self.synchronous:
             self._round = archs
@@ -394,7 +393,7 @@ class Search(StateView):
             "budget": asdict(self.budget),
             **self.state.position(),
             "joined": [[list(a), k] for a, k in self._joined.items()],
-            "loop": {"repeats": self._repeats, "await_result": self._await_result},
+            "loop": {"await_result": self._await_result},
             "backend_state": self.backend.state_dict(),
             "elapsed": self._elapsed_before,
             "policy_state": self.policy.state_dict(),
@@ -444,7 +443,8 @@ class Search(StateView):
         self._checkpointed_step = snap["step"]
         self._joined = {tuple(a): int(k) for a, k in snap.get("joined", [])}
         loop = snap.get("loop", {})
-        self._repeats = int(loop.get("repeats", 0))
+        if "repeats" in loop:  # checkpoints before the streak moved into the state
+            self.state.repeat_streak = int(loop["repeats"])
         self._await_result = bool(loop.get("await_result", False))
         self.backend.load_state_dict(snap.get("backend_state", {"clock": self.state.clock}))
         for arch, (at, _) in self.state.pending.items():  # they were running: run them again

@@ -13,7 +13,10 @@ and incumbent rules exist once:
 * the incumbent is the best architecture by the search metric among results that are
   OK (a failed or early-stopped result never becomes the incumbent); it changes only
   on a strict improvement;
-* an architecture is pending from :meth:`submit` to :meth:`record`.
+* an architecture is pending from :meth:`submit` to :meth:`record`;
+* a policy that keeps proposing only evaluated architectures while nothing is pending
+  has *stalled*: :meth:`note_ask` counts such asks in a row and says when there were
+  :data:`STALL_ASKS` of them (``ask`` returning nothing ends a search at once).
 
 Example:
     >>> from raynas.spaces import SearchSpace, Decision
@@ -37,6 +40,13 @@ if TYPE_CHECKING:
     from raynas.spaces import SearchSpace
     from raynas.types import Objective
 
+STALL_ASKS = 1000
+"""Asks in a row that proposed nothing new, with nothing pending, after which a search
+ends as ``"stalled"``. Repeats are answered from the cache and told to the policy (a
+learning policy learns from them, so they stay part of the contract); every policy
+of raynas draws with exploration and leaves such a streak long before this, so only
+a converged or broken third-party policy meets it."""
+
 
 class SearchState:
     """Cache, history, incumbent, queries, cost, clock and pending architectures.
@@ -55,6 +65,7 @@ class SearchState:
         self.cost = 0.0
         self.clock = 0.0
         self.step = 0
+        self.repeat_streak = 0  # asks in a row that proposed nothing new
         self.incumbent: tuple[str, float] | None = None  # (arch string, search metric)
         self._incumbent_score = -math.inf
 
@@ -96,6 +107,12 @@ class SearchState:
         return self.history.append(step=self.step, query=query, arch=self.space.to_str(arch),
                                    result=result, cached=True, elapsed=elapsed, time=self.clock)
 
+    def note_ask(self, new: int) -> bool:
+        """Count an ask that proposed ``new`` new architectures; whether the policy has
+        now stalled (:data:`STALL_ASKS` asks in a row with nothing new, nothing pending)."""
+        self.repeat_streak = 0 if new else self.repeat_streak + 1
+        return self.repeat_streak >= STALL_ASKS and not self.pending
+
     def result_of(self, arch: Arch) -> Result:
         return self.cache[arch][0]
 
@@ -110,6 +127,7 @@ class SearchState:
         """What a checkpoint needs beside the history (JSON-able)."""
         return {"num_rows": len(self.history), "queries": self.queries, "cost": self.cost,
                 "clock": self.clock, "step": self.step, "incumbent": self.incumbent,
+                "repeat_streak": self.repeat_streak,
                 "pending": [[list(a), t, s] for a, (t, s) in self.pending.items()]}
 
     def restore(self, history: History, position: dict[str, Any]) -> None:
@@ -117,6 +135,7 @@ class SearchState:
         self.history = history
         self.queries, self.cost, self.step = position["queries"], position["cost"], position["step"]
         self.clock = float(position.get("clock", self.cost))
+        self.repeat_streak = int(position.get("repeat_streak", 0))
         self.incumbent = tuple(position["incumbent"]) if position["incumbent"] else None
         self._incumbent_score = (self.objective.sign * self.incumbent[1]
                                  if self.incumbent is not None else -math.inf)

@@ -330,6 +330,7 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
         incumbent=state.incumbent[0] if state.incumbent else None,
         incumbent_metrics=state.incumbent_metrics(),
         queries=state.queries,
-        stopped="exhausted" if searcher.exhausted else "budget",
+        stopped=("stalled" if searcher.stalled else
+                 "exhausted" if searcher.exhausted else "budget"),
         grid=results,
     )

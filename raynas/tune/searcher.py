@@ -72,6 +72,7 @@ class PolicySearcher(Searcher):
         self.state = SearchState(self.space, objective)
         self.started = 0
         self.exhausted = False  # the policy stopped proposing new architectures
+        self.stalled = False  # ... because it only repeated evaluated ones (see SearchState)
         self.live: dict[str, Arch] = {}
         self.repeats = 0  # cached answers given to the policy
         self.began = time.time()  # the history's clock: wall seconds since the search began
@@ -144,9 +145,14 @@ class PolicySearcher(Searcher):
                 row = state.record_repeat(arch, elapsed=0.0)
                 self.policy.tell([arch], [state.result_of(arch)])
                 self._emit(row)
+            if state.is_known(arch) or state.is_pending(arch):
+                if state.note_ask(0):
+                    self.stalled = self.exhausted = True
+                    return Searcher.FINISHED
+                if self.live:
+                    return None  # wait for a running trial before asking again
                 continue
-            if state.is_pending(arch):  # running in another trial: ask again
-                continue
+            state.note_ask(1)
             self.started += 1
             self.live[trial_id] = arch
             state.submit(arch, at=self._now(), step=state.step - 1)
@@ -201,6 +207,7 @@ class PolicySearcher(Searcher):
             "policy_state": self.policy.state_dict(),
             "started": self.started,
             "exhausted": self.exhausted,
+            "stalled": self.stalled,
             "repeats": self.repeats,
             "began": self.began,
             "live": {tid: list(arch) for tid, arch in self.live.items()},
@@ -220,6 +227,7 @@ class PolicySearcher(Searcher):
         self.policy.load_state_dict(state["policy_state"])
         self.started, self.repeats = state["started"], state["repeats"]
         self.exhausted = bool(state.get("exhausted", False))
+        self.stalled = bool(state.get("stalled", False))
         self.began = float(state.get("began", self.began))
         self.live = {tid: tuple(arch) for tid, arch in state["live"].items()}
         self.state = SearchState(self.space, self.policy.objective)
