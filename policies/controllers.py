@@ -164,21 +164,41 @@ class MLPController(Controller):
             nn.init.zeros_(head.bias)
 
     def logits(self, archs: torch.Tensor, d: int) -> torch.Tensor:
-        n, width = len(archs), int(self.offsets[-1])
+        return self._head(self._onehots(archs), d)
+
+    def _onehots(self, archs: torch.Tensor) -> torch.Tensor:
+        """Every decision's choice of each row, one-hot: ``(n, sum(num_choices))``."""
+        onehots = torch.zeros(len(archs), int(self.offsets[-1]))
+        rows = torch.arange(len(archs))
+        for i in range(len(self.num_choices)):
+            onehots[rows, archs[:, i] + int(self.offsets[i])] = 1.0
+        return onehots
+
+    def _head(self, onehots: torch.Tensor, d: int) -> torch.Tensor:
+        """Decision ``d``'s logits from the choices of the decisions before it."""
+        n, width = onehots.shape
         x = torch.zeros(n, width + len(self.num_choices))
-        for i in range(d):
-            x[torch.arange(n), archs[:, i] + int(self.offsets[i])] = 1.0
+        x[:, : int(self.offsets[d])] = onehots[:, : int(self.offsets[d])]
         x[:, width + d] = 1.0
         if self.context_dim:
             z = self.context if self.context is not None else torch.zeros(self.context_dim)
             x = torch.cat([x, z.expand(n, -1)], dim=1)
         return self.heads[d](self.body(x))
 
-    def entropy(self, archs: torch.Tensor) -> torch.Tensor:
-        """Summed entropy of the decisions along each row of ``archs``."""
+    def log_prob(self, archs: torch.Tensor, tau: float) -> torch.Tensor:
+        onehots = self._onehots(archs)  # once, not once per decision
         total = torch.zeros(len(archs))
         for d in range(len(self.num_choices)):
-            logp = torch.log_softmax(self.logits(archs, d), dim=-1)
+            logp = torch.log_softmax(self._head(onehots, d) / tau, dim=-1)
+            total = total + logp.gather(1, archs[:, d : d + 1]).squeeze(1)
+        return total
+
+    def entropy(self, archs: torch.Tensor) -> torch.Tensor:
+        """Summed entropy of the decisions along each row of ``archs``."""
+        onehots = self._onehots(archs)
+        total = torch.zeros(len(archs))
+        for d in range(len(self.num_choices)):
+            logp = torch.log_softmax(self._head(onehots, d), dim=-1)
             total = total - (logp.exp() * logp).sum(dim=1)
         return total
 

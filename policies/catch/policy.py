@@ -63,11 +63,9 @@ def normalize_rewards(scores: Sequence[float], how: str = "rank") -> np.ndarray:
     if how == "zscore":
         return (s - s.mean()) / s.std()
     order = np.argsort(s, kind="stable")
+    _, first, counts = np.unique(s[order], return_index=True, return_counts=True)
     ranks = np.empty(len(s))
-    ranks[order] = np.arange(len(s))
-    for value in np.unique(s):  # ties share their average rank
-        tied = s == value
-        ranks[tied] = ranks[tied].mean()
+    ranks[order] = np.repeat(first + (counts - 1) / 2.0, counts)  # ties: their average rank
     return 2.0 * ranks / (len(s) - 1) - 1.0
 
 
