@@ -87,6 +87,9 @@ _TABLE = None
 
 def _pool_init(path: str, space: str) -> None:
     global _TABLE
+    # one thread per process, as Ray gives its workers (OMP_NUM_THREADS=1): with torch's
+    # default of one thread per core, N processes on N cores spin against each other
+    os.environ["OMP_NUM_THREADS"] = "1"
     from raynas.tables import BenchmarkTable
 
     _TABLE = BenchmarkTable.load(path, space)
