@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from raynas.bench import BenchConfig, run_bench
-from raynas.bench.report import regret_at
 from raynas.bench.store import meta_checkpoint
 from raynas.policies.catch import read_checkpoint
+from raynas.report.bench import regret_at
 
 PEERS = ("random", "rea", "ls", "tpe")
 DATASETS = ("cifar10", "cifar100", "imagenet16_120")

@@ -178,7 +178,7 @@ def digits_part(args) -> dict:
     from raynas.policies.hyper_controller import HyperController, HyperParam
     from raynas.spaces import NB201Space
     from raynas.tune.hyper_scheduler import HyperScheduler, training_reference, tune_stage
-    from raynas.tune.trainable import SCHEDULED_KEY, make_trainable
+    from raynas.tune.trial import SCHEDULED_KEY, make_trainable
 
     space = NB201Space(channels=4, cells_per_stage=1)
     data = load_digits(input_size=8)

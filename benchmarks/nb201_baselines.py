@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from raynas.bench import BenchConfig, run_bench
-from raynas.bench.report import regret_at, report_points
+from raynas.report.bench import regret_at, report_points
 
 # Mean test regret over 20 seeds, shared/benchmarks/README.md ("Anchor figures").
 ANCHORS = {

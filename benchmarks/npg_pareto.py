@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from raynas.bench import BenchConfig, run_bench
-from raynas.bench.report import hv_ratio_at
+from raynas.report.bench import hv_ratio_at
 
 POLICIES = ("npg", "random", "nsga2", "motpe")
 DATASETS = ("cifar10", "cifar100", "imagenet16_120")
@@ -60,8 +60,7 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
     import matplotlib.pyplot as plt
 
     from raynas.bench.runner import true_fronts
-    from raynas.front_report import front_table
-    from raynas.tables.front import NB201_SHAPES, table_front
+    from raynas.objectives.fronts import NB201_SHAPES, front_table, table_front
 
     config = BenchConfig(benchmark=table.path, datasets=(dataset,), policies=("random",),
                          objectives=OBJECTIVES)

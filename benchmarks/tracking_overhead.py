@@ -74,7 +74,8 @@ def training(trials: int) -> None:
     from raynas import config as cfg
     from raynas import export
     from raynas.driver import run_search
-    from raynas.tracking import tracker, tune
+    from raynas.tracking import tracker
+    from raynas.tune import trial
 
     spent = {"trials": 0.0, "finish": 0.0, "model": 0.0}
 
@@ -91,7 +92,7 @@ def training(trials: int) -> None:
         setattr(owner, name, wrapper)
 
     for name in ("setup", "on_trial_start", "on_trial_result", "on_trial_complete"):
-        timed(tune.TrialRuns, name, "trials")
+        timed(trial.TrialRuns, name, "trials")
     for name in ("on_search_start", "on_step", "on_search_end"):
         timed(tracker.MlflowTracker, name, "trials")
     timed(tracker.MlflowTracker, "finish", "finish")

@@ -2,8 +2,8 @@
 
 At each trial length (about 5, 20 and 60 s of a trial's own compute, set by the epochs
 of the embedded default's network), three runs train the same architectures with the
-same trainable (per-epoch reports and checkpoints), on one Ray instance, with the same
-concurrency, one after another:
+same trainable (per-epoch reports; checkpoints as raynas's default, by time), on one
+Ray instance, with the same concurrency, one after another:
 
 * raynas: the whole ``raynas search`` of the embedded default with that many epochs
   (``raynas.driver.run_search``: data set-up, PolicySearcher over regularized
@@ -127,7 +127,7 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
     import raynas.tune
     from raynas import config as cfg
     from raynas.driver import build_evaluator, build_space, run_search
-    from raynas.tune import trainable as trainable_module
+    from raynas.tune import trial as trainable_module
 
     epochs = max(1, round(length / per_epoch))
     base = cfg.from_dict({}).to_dict()
@@ -173,7 +173,8 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
         trainable_module.train_architecture = _recording(original, str(timeline))
         tuner = tune.Tuner(
             trainable_module.make_trainable(evaluator, res.cpus_per_trial,
-                                            checkpoint_every=res.checkpoint_every),
+                                            checkpoint_every=res.checkpoint_every,
+                                            checkpoint_seconds=res.checkpoint_seconds),
             param_space={"arch": tune.grid_search(archs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=reuse),
             run_config=tune.RunConfig(name="reuse" if reuse else "plain",
@@ -186,7 +187,9 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
                               time.time(), slots)
     trainable_module.train_architecture = original
     print(f"\ntrials of about {length:g} s: {ours['trials']} trials x {epochs} epochs, "
-          f"{slots} concurrent, checkpoint every {res.checkpoint_every} epoch(s)")
+          f"{slots} concurrent, checkpoints "
+          + (f"every {res.checkpoint_every} epoch(s)" if res.checkpoint_every else
+             f"every {res.checkpoint_seconds:g} s (raynas's default; the same for Tune)"))
     print(_line("raynas", ours))
     for name, m in peers.items():
         print(_line(name, m))

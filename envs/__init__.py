@@ -24,7 +24,7 @@ from raynas.envs.nas_env import NASEnv, default_reward
 from raynas.envs.registration import make_nas, make_nb201, make_nb201_train
 from raynas.envs.tasks import TaskNASEnv, make_task_envs
 from raynas.envs.wrappers import ADC, ADF, WeightedSum
-from raynas.rewards import ADCReward, ADFReward, NormalizedObjective, Range, WeightedSumReward
+from raynas.objectives.rewards import ADCReward, ADFReward, NormalizedObjective, Range, WeightedSumReward
 
 IDS = ("raynas/NB201-v0", "raynas/NB201-Train-v0", "raynas/NAS-v0")
 _ENTRY_POINTS = dict(zip(IDS, ("make_nb201", "make_nb201_train", "make_nas")))

@@ -10,7 +10,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from raynas.envs.nas_env import default_reward
 from raynas.errors import ArgumentError
-from raynas.rewards import RewardFn
+from raynas.objectives.rewards import RewardFn
 from raynas.types import Result
 
 

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 
 from raynas.errors import ArgumentError
-from raynas.rewards import NormalizedObjective, RewardFn
+from raynas.objectives.rewards import NormalizedObjective, RewardFn
 from raynas.types import Result
 
 

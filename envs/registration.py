@@ -26,8 +26,8 @@ def nb201_table_evaluator(table, dataset: str = "cifar10"):
     """(space, evaluator) for an NB201 table (a path or a loaded table); the evaluator's
     metrics include the network's ``params`` and ``flops``."""
     from raynas.evaluators import TabularEvaluator
+    from raynas.objectives.fronts import NB201_SHAPES
     from raynas.spaces.cost import LinearCostModel
-    from raynas.tables.front import NB201_SHAPES
 
     if isinstance(table, (str, Path)):
         table = _load_table(str(Path(table).resolve()))

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from raynas.errors import ArgumentError
-from raynas.rewards import ADCReward, ADFReward, WeightedSumReward, check_objectives
+from raynas.objectives.rewards import ADCReward, ADFReward, WeightedSumReward, check_objectives
 
 
 def table_ranges(env: gym.Env, metrics) -> dict[str, tuple[float, float]]:
@@ -52,7 +52,7 @@ class _EpisodeReward(gym.Wrapper):
 
 
 class WeightedSum(_EpisodeReward, WeightedSumReward):
-    """:class:`~raynas.rewards.WeightedSumReward` on an environment's episodes.
+    """:class:`~raynas.objectives.rewards.WeightedSumReward` on an environment's episodes.
 
     Example:
         >>> env = WeightedSum(nas_env, {"valid_acc": "max", "params": "min"},   # doctest: +SKIP
@@ -68,7 +68,7 @@ class WeightedSum(_EpisodeReward, WeightedSumReward):
 
 
 class ADF(_EpisodeReward, ADFReward):
-    """:class:`~raynas.rewards.ADFReward` on an environment's episodes; the
+    """:class:`~raynas.objectives.rewards.ADFReward` on an environment's episodes; the
     ranges default to the table's when the environment's evaluator is a table."""
 
     def __init__(self, env: gym.Env, objectives: Mapping[str, str],
@@ -82,7 +82,7 @@ class ADF(_EpisodeReward, ADFReward):
 
 
 class ADC(_EpisodeReward, ADCReward):
-    """:class:`~raynas.rewards.ADCReward` on an environment's episodes."""
+    """:class:`~raynas.objectives.rewards.ADCReward` on an environment's episodes."""
 
     def __init__(self, env: gym.Env, objectives: Mapping[str, str], bonus: float = 0.5) -> None:
         _EpisodeReward.__init__(self, env)

@@ -16,7 +16,7 @@ reconstructions, implemented here as named, documented defaults).
   happens whenever the ADF targets move to their next stage.
 * **Rewards:** ADC (dominance against the archive, the default for several
   objectives), ADF (annealed desirability) or a weighted sum, from
-  :mod:`raynas.rewards`.
+  :mod:`raynas.objectives.rewards`.
 * **Result:** the Pareto archive of everything evaluated (:meth:`NPG.front`).
 * **Front refinement** (``refine``, 0.75 by default): that share of the picks are
   unevaluated one-decision neighbours of a random member of the current archive, and
@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from raynas.errors import ArgumentError
-from raynas.pareto import non_dominated
-from raynas.rewards import ADCReward, ADFReward, WeightedSumReward
+from raynas.objectives.pareto import non_dominated
+from raynas.objectives.rewards import ADCReward, ADFReward, WeightedSumReward
 from raynas.search.policy import Policy
 from raynas.types import Arch, Objective, Result
 

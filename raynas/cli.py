@@ -274,7 +274,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from raynas.report import write_report
 
     if args.compare is not None:
-        from raynas.compare import write_comparison
+        from raynas.report.compare import write_comparison
 
         folders = ([args.folder] if args.folder else []) + args.compare
         for path in write_comparison(folders, args.out):

@@ -99,9 +99,15 @@ class ResourcesConfig:
     """Trials running at once."""
     max_failures: int = 2
     """Retries of a failed trial, from its last checkpoint."""
-    checkpoint_every: int = 1
+    checkpoint_every: int | None = None
     """Epochs between a trial's checkpoints (and after its last): at most this many
-    epochs are lost when a trial crashes."""
+    epochs are lost when a trial crashes. Default: by time (``checkpoint_seconds``)."""
+    checkpoint_seconds: float = 60.0
+    """Without ``checkpoint_every``: a trial checkpoints the first epoch that ends this
+    long after its last checkpoint (and its last epoch): a crash loses at most this
+    much training plus one epoch, and short epochs do not each pay a checkpoint.
+    Trials a hyper-controller schedules checkpoint every epoch (it resumes them from
+    the epoch it paused them at)."""
     asha: bool = False
     """Stop bad trials early with ASHA on the validation accuracy."""
     grace_period: int = 1
@@ -376,8 +382,11 @@ def validate(config: SearchConfig) -> SearchConfig:
                           "schedule the trials); choose one")
     if res.hyper_interval < 1:
         raise ConfigError(f"resources.hyper_interval: must be >= 1, got {res.hyper_interval}")
-    if res.checkpoint_every < 1:
+    if res.checkpoint_every is not None and res.checkpoint_every < 1:
         raise ConfigError(f"resources.checkpoint_every: must be >= 1, got {res.checkpoint_every}")
+    if not res.checkpoint_seconds > 0:
+        raise ConfigError(f"resources.checkpoint_seconds: must be > 0, got "
+                          f"{res.checkpoint_seconds}")
     for name, amount in res.custom_resources.items():
         if name in ("CPU", "GPU", "memory", "cpu", "gpu"):
             raise ConfigError(f"resources.custom_resources.{name}: set CPUs and GPUs with "

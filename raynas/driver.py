@@ -28,11 +28,10 @@ from typing import TYPE_CHECKING
 from raynas import config as cfg
 from raynas.errors import CheckpointError, SearchInterrupted, StartupError
 from raynas.files import write_text
-from raynas.front_report import save_front
+from raynas.objectives.fronts import COST_METRICS, NB201_SHAPES, save_front
 from raynas.report import write_report
 from raynas.search.callbacks import Callback
 from raynas.search.search import HISTORY_FILE, SearchResult
-from raynas.tables.front import COST_METRICS, NB201_SHAPES
 
 if TYPE_CHECKING:
     from raynas.tracking import MlflowTracker
@@ -148,10 +147,10 @@ def build_policy(config: cfg.SearchConfig, space):
 
 def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: int,
                 in_channels: int = 3, table=None):
-    """The :class:`~raynas.front_report.FrontSpec` of a config's ``front`` section (``None``
+    """The :class:`~raynas.objectives.fronts.FrontSpec` of a config's ``front`` section (``None``
     when the search has one objective) and, for a benchmark ``table`` and a 2-objective
     (accuracy, params/FLOPs) front, the table's true front as ``(n, 2)`` points."""
-    from raynas.front_report import FrontSpec
+    from raynas.objectives.fronts import FrontSpec
     from raynas.spaces.cost import LinearCostModel
 
     front = config.front
@@ -178,7 +177,7 @@ def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: i
     spec = FrontSpec(select, report, tuple(reference))
     true_front = None
     if table is not None and len(select) == 2 and select[1][0] in COST_METRICS:
-        from raynas.tables.front import table_front
+        from raynas.objectives.fronts import table_front
 
         true_front = table_front(table, config.evaluator.dataset, metric=report[0],
                                  cost=select[1][0], num_classes=num_classes,
@@ -340,8 +339,8 @@ def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
     tune_callbacks, trial_tracking = [], None
     tracking = config.tracking
     if tracker is not None and tracking.child_runs is not False:
-        from raynas.tracking.tune import TrialRuns, TrialTracking
         from raynas.tune.runner import EXPERIMENT
+        from raynas.tune.trial import TrialRuns, TrialTracking
 
         trials_log = tracking.log_from == "trials"
         tune_callbacks.append(TrialRuns(tracker, trials_log=trials_log))

@@ -37,7 +37,7 @@ def trained_state(results, arch: str) -> dict[str, Any] | None:
     (``None`` when no trial of it left a checkpoint)."""
     import torch
 
-    from raynas.tune.trainable import STATE_FILE
+    from raynas.tune.trial import STATE_FILE
 
     for result in results:
         if (result.config or {}).get("arch") == arch and result.checkpoint is not None:

@@ -278,7 +278,7 @@ budget: 6
 def test_report_compare_overlays_searches(table_path, tmp_path):
     import re
 
-    from raynas.front_report import front_hypervolume, load_front
+    from raynas.objectives.fronts import front_hypervolume, load_front
 
     def search(name: str, policy: str, front: bool, metric: str = "") -> Path:
         text = (f"space: {{name: nb201}}\npolicy: {{name: {policy}}}\nbudget: 40\n"
@@ -417,7 +417,7 @@ INTERRUPTIBLE = """
 space: {name: nb201, channels: 4, cells_per_stage: 1}
 policy: {name: rea, population_size: 3, sample_size: 2}
 evaluator: {kind: training, dataset: digits, input_size: 8, epochs: 3, batch_size: 128}
-resources: {max_concurrent_trials: 2}
+resources: {max_concurrent_trials: 2, checkpoint_every: 1}
 budget: 6
 """
 
@@ -488,7 +488,7 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     import mlflow
 
     from raynas.data import load_digits
-    from raynas.front_report import front_hypervolume, load_front
+    from raynas.objectives.fronts import front_hypervolume, load_front
     from raynas.spaces import NB201Space
     from raynas.spaces.cost import LinearCostModel
     from raynas.tracking import default_uri
@@ -511,7 +511,9 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     child = children[0]
     epochs = client.get_metric_history(child.info.run_id, "valid_acc")
     assert sorted(m.step for m in epochs) == [1, 2]  # per-epoch metrics
-    assert child.data.metrics["params"] > 0
+    assert float(child.data.params["params"]) > 0  # a constant: a param, not a flat chart
+    assert "params" not in child.data.metrics
+    assert all(c.info.run_name.startswith(c.data.params["arch"]) for c in children)
     assert parent.data.tags["raynas.out_dir"] == str(out.resolve())
     assert {"best/valid_acc", "best/test_acc"} <= set(parent.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}

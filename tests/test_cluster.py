@@ -112,7 +112,7 @@ def test_a_search_spreads_over_nodes_and_survives_losing_one(tmp_path):
         "evaluator": {"kind": "training", "dataset": "digits", "input_size": 16, "epochs": 4,
                       "batch_size": 32, "measure_latency": False},
         "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2, "max_failures": 3,
-                      "custom_resources": {"trainer": 1}},
+                      "checkpoint_every": 1, "custom_resources": {"trainer": 1}},
         "tracking": {"mlflow": False},
         "budget": 6, "seed": 0,
     })

@@ -240,7 +240,7 @@ def run_digits_trial(evaluator, hc: HyperController, tmp_path, name: str):
     from ray import tune
 
     from raynas.tune.hyper_scheduler import HyperScheduler
-    from raynas.tune.trainable import make_trainable
+    from raynas.tune.trial import make_trainable
 
     seen, scheduler = recorder(), HyperScheduler(hc, epochs=3, interval=1)
     tuner = tune.Tuner(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from raynas.evaluators import FunctionEvaluator
-from raynas.pareto import hypervolume, non_dominated
+from raynas.objectives.pareto import hypervolume, non_dominated
 from raynas.policies import NPG
 from raynas.policies.npg import cosine_temperature
 from raynas.search import Budget, Search
@@ -178,7 +178,7 @@ def test_supernet_evaluator_pretrains_and_resumes_identically(tmp_path):
 
 
 def test_adf_floor_quantile_sharpens_the_reward_among_good_architectures():
-    from raynas.rewards import ADCReward, ADFReward
+    from raynas.objectives.rewards import ADCReward, ADFReward
 
     objectives = {"acc": "max", "size": "min"}
     seen = [{"acc": a, "size": 1.0} for a in (1.0, 80.0, 85.0, 90.0, 95.0)]

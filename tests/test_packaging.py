@@ -21,6 +21,17 @@ def test_subpackages_map_to_top_level_folders():
     assert Path(raynas.policies.__file__).resolve().parent == REPO / "policies"
 
 
+def test_every_package_folder_is_listed_for_installation():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(path.parent.relative_to(REPO).parts)
+             for path in (REPO / "raynas").rglob("__init__.py")}
+    found |= {"raynas.envs", "raynas.policies", "raynas.policies.catch"}
+    assert found == listed, f"pyproject.toml lists {sorted(listed)}, the tree has {sorted(found)}"
+
+
 def test_no_shadowing_folders_inside_raynas():
     assert not (REPO / "raynas" / "envs").exists()
     assert not (REPO / "raynas" / "policies").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raynas.pareto import dominates, hypervolume, non_dominated, non_dominated_sort
+from raynas.objectives.pareto import dominates, hypervolume, non_dominated, non_dominated_sort
 from raynas.spaces import DARTSSpace, NB201Space, TransNASMicroSpace
 from raynas.spaces.cost import LinearCostModel
 
@@ -100,7 +100,7 @@ def test_linear_cost_model_is_exact(space):
 
 # ---------------------------------------------------------------- table front
 def test_nb201_true_front(nb201_table):
-    from raynas.tables.front import table_front
+    from raynas.objectives.fronts import table_front
 
     front = table_front(nb201_table, "cifar10")
     assert front.reference == pytest.approx((0.0, 1.5315), abs=1e-4)  # the published maximum
@@ -136,10 +136,9 @@ def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tm
     import pyarrow.parquet as pq
 
     from raynas.evaluators import TabularEvaluator
-    from raynas.front_report import FrontSpec, front_hypervolume, front_table
+    from raynas.objectives.fronts import FrontSpec, front_hypervolume, front_table, table_front
     from raynas.policies import make_policy
     from raynas.search import Budget, Search
-    from raynas.tables.front import table_front
     from raynas.tracking import MlflowTracker
 
     truth = table_front(nb201_table, "cifar10")
@@ -175,7 +174,7 @@ def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tm
 def test_hypervolume_curve_matches_the_front_of_every_prefix():
     import pyarrow as pa
 
-    from raynas.front_report import FrontSpec, front_hypervolume, hypervolume_curve
+    from raynas.objectives.fronts import FrontSpec, front_hypervolume, hypervolume_curve
 
     rng = np.random.default_rng(3)
     n = 120

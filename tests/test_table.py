@@ -11,9 +11,9 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from raynas.bench.report import regret_floor
 from raynas.errors import TableError
 from raynas.evaluators import TabularEvaluator
+from raynas.report.bench import regret_floor
 from raynas.tables import BenchmarkTable, parse_metric_column
 
 

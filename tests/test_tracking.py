@@ -239,7 +239,7 @@ def test_trials_log_their_own_runs_to_a_real_server(tmp_path, fast_failing_http,
 def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, fast_failing_http,
                                                                       free_port):
     from raynas.tracking.client import MlflowLogger
-    from raynas.tracking.tune import TrialTracking
+    from raynas.tune.trial import TrialTracking
 
     dead_uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     driver = MlflowLogger(tmp_path, dead_uri)
@@ -252,7 +252,8 @@ def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, 
     driver.end_run(parent)
     assert (tmp_path / "tune" / "trial_abc123" / PENDING_FILE).exists()
 
-    assert replay_pending(tmp_path) == 6  # the driver's 2 records, then the trial's 4
+    # the driver's 2 records, then the trial's 3 (start, its epochs in one batch, end)
+    assert replay_pending(tmp_path) == 5
     assert not list(tmp_path.rglob(PENDING_FILE))
     client = mlflow.MlflowClient(default_uri(tmp_path))
     runs = client.search_runs([client.get_experiment_by_name("raynas").experiment_id])
@@ -262,3 +263,27 @@ def test_trial_side_records_kept_while_the_store_is_down_are_replayed(tmp_path, 
     assert trial.data.tags["raynas.trial_id"] == "abc123" and trial.info.status == "FINISHED"
     history = client.get_metric_history(trial.info.run_id, "valid_acc")
     assert sorted((m.step, m.value) for m in history) == [(1, 51.0), (2, 52.0)]
+
+
+def test_a_trials_epochs_reach_its_child_run_in_batches_and_constants_once(tmp_path):
+    from raynas.tracking.client import MlflowLogger
+    from raynas.tune.trial import TrialTracking
+
+    driver = MlflowLogger(tmp_path)
+    parent = driver.start_run({"policy": "rea"}, {}, "search")
+    run = TrialTracking(driver.tracking_uri, "raynas", parent, str(tmp_path / "tune")).open(
+        "t1", "|x=a|")
+    client = mlflow.MlflowClient(default_uri(tmp_path))
+    for epoch in (1, 2, 3):
+        run.log({"valid_acc": 50.0 + epoch, "epoch": float(epoch), "params": 1234.0,
+                 "latency_ms": 0.5}, epoch)
+    # within the flush interval nothing per-epoch was sent; the constants were, once
+    assert client.get_metric_history(run.run_id, "valid_acc") == []
+    child = client.get_run(run.run_id)
+    assert child.data.params["params"] == "1234.0" and child.data.params["latency_ms"] == "0.5"
+    assert child.info.run_name == "|x=a| (t1)"
+    run.close()
+    history = client.get_metric_history(run.run_id, "valid_acc")
+    assert sorted((m.step, m.value) for m in history) == [(1, 51.0), (2, 52.0), (3, 53.0)]
+    assert client.get_metric_history(run.run_id, "params") == []  # no flat chart
+    assert client.get_run(run.run_id).info.status == "FINISHED"

@@ -122,6 +122,9 @@ def test_real_training_trials_on_tune(ray_local, evaluator, tmp_path):
     for name in ("result.json", "progress.csv"):
         assert (trials[0] / name).exists()
     assert list(trials[0].glob("events.out.tfevents.*"))  # TensorBoard works on it
+    # checkpoints by time by default: epochs of a second or two do not each pay one, the
+    # last epoch always gets one
+    assert [len(list(t.glob("checkpoint_*"))) for t in trials] == [1] * 4
 
 
 def test_gpu_request_without_gpus_is_refused(ray_local, evaluator, tmp_path):
@@ -201,7 +204,7 @@ class _KillFirstTrialOnce(tune.Callback):
 def test_killed_trial_worker_retries_from_its_checkpoint(ray_local, evaluator, tmp_path):
     killer = _KillFirstTrialOnce()
     policy = make_policy("random", evaluator.space, seed=1)
-    settings = TuneSettings(num_trials=3, max_failures=2)
+    settings = TuneSettings(num_trials=3, max_failures=2, checkpoint_every=1)
     run = run_tune(policy, evaluator, settings, tmp_path, verbose=0, tune_callbacks=[killer])
     assert killer.killed is not None
     table = run.history

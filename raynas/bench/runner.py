@@ -36,9 +36,9 @@ from raynas.bench.store import (
 )
 from raynas.errors import ArgumentError
 from raynas.files import write_atomically
+from raynas.objectives.fronts import COST_METRICS, NB201_SHAPES
 from raynas.policies import POLICIES, takes_objectives
 from raynas.tables import BenchmarkTable
-from raynas.tables.front import COST_METRICS, NB201_SHAPES
 from raynas.types import Objective
 
 logger = logging.getLogger(__name__)
@@ -195,9 +195,8 @@ class TrueFront:
 
 def true_fronts(table: BenchmarkTable, config: BenchConfig) -> dict[str, TrueFront]:
     """Per dataset: the table's costs, the front spec and the true front's hypervolume."""
-    from raynas.front_report import FrontSpec
+    from raynas.objectives.fronts import FrontSpec, table_front
     from raynas.spaces.cost import LinearCostModel
-    from raynas.tables.front import table_front
 
     out = {}
     cost = config.objectives[1][0]
@@ -225,7 +224,7 @@ def run_one(
     """One whole search in process; returns its incumbent curve rows (with ``hv_ratio``,
     the front's share of the true front's hypervolume, in a multi-objective bench)."""
     from raynas.evaluators import TabularEvaluator
-    from raynas.front_report import hypervolume_curve
+    from raynas.objectives.fronts import hypervolume_curve
     from raynas.policies import make_policy
     from raynas.search import Budget, Search, Simulated, incumbent_curve
     from raynas.search.history import metric_values
@@ -336,7 +335,7 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     import ray
     from tqdm.auto import tqdm
 
-    from raynas.bench.report import write_plot, write_summary
+    from raynas.report.bench import write_plot, write_summary
 
     start = time.perf_counter()
     table = BenchmarkTable.load(config.benchmark, config.space)

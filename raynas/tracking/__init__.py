@@ -2,7 +2,8 @@
 
 * :mod:`raynas.tracking.client` — the client: runs, the pending queue, the replay;
 * :mod:`raynas.tracking.tracker` — :class:`MlflowTracker`, one tracker for every engine;
-* :mod:`raynas.tracking.tune` — what only Tune sees: per-trial child runs.
+* :mod:`raynas.tune.trial` — what only Tune sees: per-trial child runs, beside the
+  trainable.
 """
 
 from raynas.tracking.client import MlflowLogger, default_uri, redact, replay_pending

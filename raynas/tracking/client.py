@@ -173,6 +173,14 @@ class MlflowLogger:
             self._try({"run_id": run_id, "metrics": chunk}, lambda c=chunk: self.client.log_batch(
                 run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in c]))
 
+    def log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        """Parameters of a run that exists already (constants, logged once)."""
+        from mlflow.entities import Param
+
+        params = {k: str(v)[:6000] for k, v in params.items()}
+        self._try({"run_id": run_id, "params": params}, lambda: self.client.log_batch(
+            run_id, params=[Param(k, v) for k, v in params.items()]))
+
     def log_artifact(self, run_id: str, path: str | Path) -> None:
         self._try({"run_id": run_id, "artifact": str(path)},
                   lambda: self.client.log_artifact(run_id, str(path)))
@@ -321,6 +329,10 @@ def _replay_record(sink: MlflowLogger, record: dict[str, Any], mapping: dict[str
                                      else sink._create(start["params"], tags, start["name"]))
     elif "metrics" in record:
         client.log_batch(run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in record["metrics"]])
+    elif "params" in record:
+        from mlflow.entities import Param
+
+        client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
     elif "artifact" in record:
         client.log_artifact(run_id, record["artifact"])
     elif "model" in record:

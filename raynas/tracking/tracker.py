@@ -10,7 +10,7 @@ the results folder as tags, metrics by query (the incumbent's search and report
 metrics, evaluations so far, each architecture's search metric as ``arch/<metric>``,
 the front's hypervolume), and at the end the ``history.parquet`` and ``progress.png``
 artifacts (and the front's files). Per-epoch metrics of training trials, which only Tune
-sees, go to child runs logged by :class:`raynas.tracking.tune.TrialRuns`.
+sees, go to child runs logged by :class:`raynas.tune.trial.TrialRuns`.
 
 A resumed search continues its parent run (its id is in the search's checkpoint, or,
 for a Tune search, found by the results folder's tag) and sends what had not reached
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from raynas import __version__
-from raynas.front_report import FrontSpec, front_hypervolume, write_front_files
-from raynas.pareto import hypervolume
+from raynas.objectives.fronts import FrontSpec, front_hypervolume, write_front_files
+from raynas.objectives.pareto import hypervolume
 from raynas.search.callbacks import Callback
 from raynas.tracking.client import DEFAULT_EXPERIMENT, OUT_DIR_TAG, MlflowLogger, _now_ms
 

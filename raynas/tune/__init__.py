@@ -8,8 +8,7 @@
 """
 
 from raynas.tune.hyper_scheduler import HyperScheduler
-from raynas.tune.runner import TuneSettings, run_tune
-from raynas.tune.searcher import PolicySearcher
-from raynas.tune.trainable import make_trainable
+from raynas.tune.runner import PolicySearcher, TuneSettings, run_tune
+from raynas.tune.trial import make_trainable
 
 __all__ = ["HyperScheduler", "PolicySearcher", "TuneSettings", "make_trainable", "run_tune"]

@@ -14,7 +14,7 @@ each trial as an :class:`~raynas.policies.hyper_controller.Episode`, rewarded
 against a reference schedule (``reference(config, epoch)``): that is how the
 controller is trained, over many short Tune searches (:func:`tune_stage`).
 
-Trainables: raynas's training trainable (:func:`raynas.tune.trainable.make_trainable`)
+Trainables: raynas's training trainable (:func:`raynas.tune.trial.make_trainable`)
 reads ``lr``, ``lr_scale`` (a multiplier of its cosine schedule: a *residual* schedule,
 whose "keep" is the cosine run), ``weight_decay`` and ``batch_size`` from its config;
 :func:`train_curve` runs the synthetic noisy-quadratic curves
@@ -36,7 +36,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from raynas.errors import ArgumentError
 from raynas.tables.curves import NoisyQuadratic, fixed_curve
-from raynas.tune.trainable import SCHEDULED_KEY
+from raynas.tune.trial import SCHEDULED_KEY
 
 if TYPE_CHECKING:
     from raynas.policies.hyper_controller import Episode, HyperController

@@ -190,13 +190,13 @@ class TuneSigner(Callback):
     """A Tune callback that signs the experiment's files inside Tune's own save.
 
     Tune saves the experiment state, then the search algorithm's (whose base searcher,
-    a :class:`~raynas.tune.searcher.PolicySearcher`, records the staging folder), then
+    a :class:`~raynas.tune.runner.PolicySearcher`, records the staging folder), then
     asks every callback for its state: that is when this callback signs what Tune has
     just written, before Tune copies the staging folder to the storage path. It keeps
     no state in Tune (so Tune writes no callback pickle), and never pickles the key.
 
     Args:
-        searcher: The search's :class:`~raynas.tune.searcher.PolicySearcher`.
+        searcher: The search's :class:`~raynas.tune.runner.PolicySearcher`.
         out_dir: The results folder (where the signatures file lives).
     """
 

@@ -16,14 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
-from raynas.front_report import (
+from raynas.objectives.fronts import (
     FrontSpec,
     front_hypervolume,
     front_table,
     hypervolume_curve,
     load_front,
 )
-from raynas.pareto import hypervolume
+from raynas.objectives.pareto import hypervolume
 from raynas.search.history import incumbent_curve
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from raynas.errors import RaynasError
 from raynas.files import write_atomically, write_text
-from raynas.front_report import (
+from raynas.objectives.fronts import (
     FrontSpec,
     front_hypervolume,
     front_table,
@@ -75,7 +75,7 @@ def write_report(out_dir: str | Path) -> list[Path]:
 
 def front_lines(history, spec: FrontSpec, true_front=None) -> list[str]:
     """Markdown lines on a search's front: its size, hypervolume and members."""
-    from raynas.pareto import hypervolume
+    from raynas.objectives.pareto import hypervolume
 
     front = front_table(history, spec)
     volume = front_hypervolume(history, spec)
