@@ -381,9 +381,19 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
         name = (config.tracking.model_name
                 or f"raynas-{config.space.name}-{config.evaluator.dataset}")
         model_dir = best_dir / MLFLOW_MODEL_DIR if job.register_model and model_file else None
-        job.tracker.finish([*reports, best_dir / "arch.txt", best_dir / "metrics.json",
-                            model_file], metrics=extra, model_dir=model_dir,
-                           registered_name=name)
+        search_metric = config.evaluator.search_metric
+        value = metrics.get(search_metric)
+        job.tracker.finish(
+            [*reports, best_dir / "arch.txt", best_dir / "metrics.json", model_file],
+            metrics=extra, model_dir=model_dir, registered_name=name,
+            model_description=(f"The best architecture of a {config.policy.name} search over "
+                               f"{config.space.name} on {config.evaluator.dataset}: {best} "
+                               f"({search_metric} {value:g})" if value is not None else None),
+            model_tags={"raynas.search": str(out_dir), "raynas.arch": str(best),
+                        "raynas.search_metric": search_metric,
+                        "raynas.dataset": config.evaluator.dataset,
+                        **{f"raynas.{k}": f"{v:g}" for k, v in metrics.items()
+                           if isinstance(v, (int, float))}})
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
                          failure_reason(result.history))
 

@@ -516,6 +516,9 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     assert all(c.info.run_name.startswith(c.data.params["arch"]) for c in children)
     assert parent.data.tags["raynas.out_dir"] == str(out.resolve())
     assert {"best/valid_acc", "best/test_acc"} <= set(parent.data.metrics)
+    best = max(history, key=lambda r: r["valid_acc"])
+    assert parent.data.tags["raynas.best_arch"] == best["arch"]
+    assert parent.info.run_name.startswith("random on nb201 (")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"history.parquet", "model.onnx", "arch.txt", "metrics.json", "summary.md",
             "progress.png", "pareto.parquet", "pareto.png"} <= artifacts
@@ -531,6 +534,10 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     # the best network is a registered MLflow model with its signature, and predicts
     (version,) = client.search_model_versions("name = 'raynas-nb201-digits'")
     assert version.run_id == parent.info.run_id and version.status == "READY"
+    assert best["arch"] in version.description and "digits" in version.description
+    assert version.tags["raynas.arch"] == best["arch"]
+    assert version.tags["raynas.dataset"] == "digits"
+    assert float(version.tags["raynas.test_acc"]) == pytest.approx(best["test_acc"], abs=1e-3)
     mlflow.set_tracking_uri(default_uri(out))
     model = mlflow.pyfunc.load_model("models:/raynas-nb201-digits/1")
     (inputs,) = model.metadata.signature.inputs.inputs

@@ -40,6 +40,11 @@ def _check_run(client, run_id):
     assert all(a.value < b.value for a, b in zip(best, best[1:]))  # logged on improvement
     assert client.get_metric_history(run_id, "evaluations")[-1].value == BUDGET
     assert {a.path for a in client.list_artifacts(run_id)} == {"history.parquet", "progress.png"}
+    # the run list says which search it is and what it found
+    assert run.info.run_name.startswith("rea on nb201 (")
+    best = max(client.get_metric_history(run_id, "arch/valid_acc"), key=lambda m: m.value)
+    assert float(run.data.tags["raynas.best_valid_acc"]) == pytest.approx(best.value, abs=1e-3)
+    assert run.data.tags["raynas.best_arch"].startswith("|")
 
 
 def test_sqlite_default_store(nb201_table, tmp_path):

@@ -181,17 +181,27 @@ class MlflowLogger:
         self._try({"run_id": run_id, "params": params}, lambda: self.client.log_batch(
             run_id, params=[Param(k, v) for k, v in params.items()]))
 
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Tags of a run that exists already (set again, they change)."""
+        tags = {k: str(v)[:5000] for k, v in tags.items()}
+        self._try({"run_id": run_id, "tags": tags}, lambda: [
+            self.client.set_tag(run_id, k, v) for k, v in tags.items()])
+
     def log_artifact(self, run_id: str, path: str | Path) -> None:
         self._try({"run_id": run_id, "artifact": str(path)},
                   lambda: self.client.log_artifact(run_id, str(path)))
 
-    def log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None) -> None:
+    def log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None,
+                  description: str | None = None, tags: dict[str, str] | None = None) -> None:
         """Attach a saved MLflow model folder to the run as ``model/`` and, if
-        ``registered_name`` is given, register it as that model's next version."""
-        self._try({"run_id": run_id, "model": str(model_dir), "register": registered_name},
-                  self._log_model, run_id, model_dir, registered_name)
+        ``registered_name`` is given, register it as that model's next version (with
+        ``description`` and ``tags``)."""
+        self._try({"run_id": run_id, "model": str(model_dir), "register": registered_name,
+                   "description": description, "tags_of_version": tags},
+                  self._log_model, run_id, model_dir, registered_name, description, tags)
 
-    def _log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None) -> None:
+    def _log_model(self, run_id: str, model_dir: str | Path, registered_name: str | None,
+                   description: str | None = None, tags: dict[str, str] | None = None) -> None:
         from mlflow.exceptions import MlflowException
 
         self.client.log_artifacts(run_id, str(model_dir), "model")
@@ -206,7 +216,9 @@ class MlflowLogger:
         if any(v.run_id == run_id for v in versions):
             return  # registered already (a replay after a partial one)
         source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
-        self.client.create_model_version(registered_name, source, run_id=run_id)
+        self.client.create_model_version(registered_name, source, run_id=run_id,
+                                         description=description,
+                                         tags={k: str(v) for k, v in (tags or {}).items()})
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self._try({"run_id": run_id, "end": status},
@@ -333,10 +345,14 @@ def _replay_record(sink: MlflowLogger, record: dict[str, Any], mapping: dict[str
         from mlflow.entities import Param
 
         client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
+    elif "tags" in record:
+        for key, value in record["tags"].items():
+            client.set_tag(run_id, key, value)
     elif "artifact" in record:
         client.log_artifact(run_id, record["artifact"])
     elif "model" in record:
-        sink._log_model(run_id, record["model"], record["register"])
+        sink._log_model(run_id, record["model"], record["register"], record.get("description"),
+                        record.get("tags_of_version"))
     elif "reopen" in record:
         client.update_run(run_id, status="RUNNING")
     elif "end" in record:

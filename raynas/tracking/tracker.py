@@ -58,6 +58,9 @@ def search_params(space, policy, evaluator, budget: dict[str, Any]) -> dict[str,
     }
 
 
+BEST_ARCH_TAG = "raynas.best_arch"
+
+
 def search_tags(search_metric: str) -> dict[str, str]:
     tags = {"raynas.search_metric": search_metric}
     commit = _git_commit()
@@ -96,7 +99,8 @@ class MlflowTracker(Callback):
         out_dir: Results folder (default store and fallback file live here).
         tracking_uri: MLflow tracking URI; default :func:`~raynas.tracking.default_uri`.
         experiment: Experiment name (created if missing).
-        run_name: Name of the parent run.
+        run_name: Name of the parent run; default ``<policy> on <space> (<results
+            folder>)``, so that MLflow's run list says which search each run is.
         flush_seconds: Longest wait before pending metrics are sent.
         flush_size: Pending metric values that trigger a send.
         arch_metrics: Metrics logged per architecture; ``None``: the search metric.
@@ -184,6 +188,8 @@ class MlflowTracker(Callback):
         params = search_params(search.space, search.policy, search.evaluator,
                                dict(vars(search.budget)))
         tags = {**search_tags(metric), OUT_DIR_TAG: str(self.out_dir)}
+        if self.run_name is None:
+            self.run_name = f"{search.policy.name} on {search.space.name} ({self.out_dir.name})"
         self._opening = threading.Thread(target=self._open, args=(params, tags),
                                          name="raynas-mlflow-open", daemon=True)
         self._opening.start()
@@ -252,6 +258,10 @@ class MlflowTracker(Callback):
         write_progress_plot(table, search.evaluator.search_metric,
                             search.evaluator.report_metric, plot, self.front,
                             search.policy.objective.mode)
+        if search.incumbent is not None:  # the best architecture, readable in the run list
+            arch, value = search.incumbent
+            self.mlflow.set_tags(self.run_id, {
+                BEST_ARCH_TAG: arch, f"raynas.best_{search.evaluator.search_metric}": f"{value:g}"})
         artifacts = [history, plot]
         if self.front is not None:
             artifacts += write_front_files(table, self.front, self.out_dir, self.true_front)
@@ -263,10 +273,13 @@ class MlflowTracker(Callback):
             self.mlflow.end_run(self.run_id, "FINISHED")
 
     def finish(self, artifacts: list[Path], metrics: dict[str, float] | None = None,
-               model_dir: Path | None = None, registered_name: str | None = None) -> None:
+               model_dir: Path | None = None, registered_name: str | None = None,
+               model_description: str | None = None,
+               model_tags: dict[str, str] | None = None) -> None:
         """After the search: log ``metrics`` (e.g. the retrained best network's) and the
         ``artifacts`` that exist, the best network's MLflow model (registered as
-        ``registered_name``), and end the parent run."""
+        ``registered_name``, its version described by ``model_description`` and
+        ``model_tags``), and end the parent run."""
         run_id = self.run_id
         if metrics:
             now = _now_ms()
@@ -275,5 +288,6 @@ class MlflowTracker(Callback):
             if path is not None and Path(path).exists():
                 self.mlflow.log_artifact(run_id, path)
         if model_dir is not None:
-            self.mlflow.log_model(run_id, model_dir, registered_name)
+            self.mlflow.log_model(run_id, model_dir, registered_name, model_description,
+                                  model_tags)
         self.mlflow.end_run(run_id, "FINISHED")
