@@ -54,6 +54,9 @@ def test_sqlite_default_store(nb201_table, tmp_path):
     _search(nb201_table, tmp_path, tracker)
     client = mlflow.MlflowClient(default_uri(tmp_path))
     _check_run(client, tracker.run_id)
+    # MLflow's UI opens it as a machine-learning experiment, not on the GenAI traces page
+    experiment = client.get_experiment_by_name("raynas")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     if commit.returncode == 0:
         run = client.get_run(tracker.run_id)

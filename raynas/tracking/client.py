@@ -42,6 +42,13 @@ _BATCH = 900  # MLflow accepts up to 1000 metrics per log_batch
 PROBE_SECONDS = 3.0  # how long the first request to a tracking server may take
 
 
+# MLflow 3's UI opens an experiment by its kind: without this tag it guesses, and an
+# experiment with no traces may open on the GenAI (traces) page. raynas's experiments
+# are model training ("Machine learning" in the UI).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 def redact(uri: str) -> str:
     """``uri`` with any ``user:password@`` removed, for messages."""
     return re.sub(r"//[^/@]+@", "//***@", uri)
@@ -126,11 +133,15 @@ class MlflowLogger:
         experiment = self._client.get_experiment_by_name(self.experiment)
         if experiment is not None:
             self._experiment_id = experiment.experiment_id
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # never overrides a user's choice
+                self._client.set_experiment_tag(self._experiment_id, EXPERIMENT_KIND_TAG,
+                                                EXPERIMENT_KIND)
             return
         location = None
         if self.tracking_uri.startswith("sqlite:"):
             location = (self.out_dir / "mlartifacts").as_uri()
-        self._experiment_id = self._client.create_experiment(self.experiment, location)
+        self._experiment_id = self._client.create_experiment(
+            self.experiment, location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
     @property
     def client(self):
