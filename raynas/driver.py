@@ -381,21 +381,27 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
         name = (config.tracking.model_name
                 or f"raynas-{config.space.name}-{config.evaluator.dataset}")
         model_dir = best_dir / MLFLOW_MODEL_DIR if job.register_model and model_file else None
-        search_metric = config.evaluator.search_metric
-        value = metrics.get(search_metric)
+        description, tags = _model_version(config, out_dir, best, metrics)
         job.tracker.finish(
             [*reports, best_dir / "arch.txt", best_dir / "metrics.json", model_file],
             metrics=extra, model_dir=model_dir, registered_name=name,
-            model_description=(f"The best architecture of a {config.policy.name} search over "
-                               f"{config.space.name} on {config.evaluator.dataset}: {best} "
-                               f"({search_metric} {value:g})" if value is not None else None),
-            model_tags={"raynas.search": str(out_dir), "raynas.arch": str(best),
-                        "raynas.search_metric": search_metric,
-                        "raynas.dataset": config.evaluator.dataset,
-                        **{f"raynas.{k}": f"{v:g}" for k, v in metrics.items()
-                           if isinstance(v, (int, float))}})
+            model_description=description, model_tags=tags)
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
                          failure_reason(result.history))
+
+
+def _model_version(config: cfg.SearchConfig, out_dir: Path, best: str | None,
+                   metrics: dict[str, float]) -> tuple[str | None, dict[str, str]]:
+    """The registered model version's description and tags: which search found it."""
+    ev = config.evaluator
+    value = metrics.get(ev.search_metric)
+    description = (f"The best architecture of a {config.policy.name} search over "
+                   f"{config.space.name} on {ev.dataset}: {best} ({ev.search_metric} "
+                   f"{value:g})" if value is not None else None)
+    tags = {"raynas.search": str(out_dir), "raynas.arch": str(best),
+            "raynas.search_metric": ev.search_metric, "raynas.dataset": ev.dataset,
+            **{f"raynas.{k}": f"{v:g}" for k, v in metrics.items() if isinstance(v, (int, float))}}
+    return description, tags
 
 
 def search_budget(config: cfg.SearchConfig):

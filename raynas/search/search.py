@@ -166,7 +166,6 @@ class Search(StateView):
         # takes the same next step): whether the next step waits for a result (after a
         # pure repeat while others run).
         self._await_result = False
-        self._stalled = False
         self._elapsed_before = 0.0
         self._snapshot: dict[str, Any] | None = None
         self._checkpointed_step = 0
@@ -219,7 +218,7 @@ class Search(StateView):
                     break
                 if self._exhausted():
                     stopped = "exhausted"
-                elif self._stalled:
+                elif self.state.stalled:
                     logger.warning("stopping: %d asks in a row proposed nothing new",
                                    self.state.repeat_streak)
                     stopped = "stalled"
@@ -276,7 +275,7 @@ class Search(StateView):
         for arch in new:
             state.submit(arch, step=state.step)
             self.backend.submit(arch)
-        self._stalled = state.note_ask(len(new))
+        state.note_ask(len(new))
         self._await_result = not new and not self.synchronous
         if self.synchronous:
             self._round = archs

@@ -107,10 +107,13 @@ class SearchState:
         return self.history.append(step=self.step, query=query, arch=self.space.to_str(arch),
                                    result=result, cached=True, elapsed=elapsed, time=self.clock)
 
-    def note_ask(self, new: int) -> bool:
-        """Count an ask that proposed ``new`` new architectures; whether the policy has
-        now stalled (:data:`STALL_ASKS` asks in a row with nothing new, nothing pending)."""
+    def note_ask(self, new: int) -> None:
+        """Count an ask that proposed ``new`` new architectures (see :attr:`stalled`)."""
         self.repeat_streak = 0 if new else self.repeat_streak + 1
+
+    @property
+    def stalled(self) -> bool:
+        """:data:`STALL_ASKS` asks in a row proposed nothing new, and nothing is pending."""
         return self.repeat_streak >= STALL_ASKS and not self.pending
 
     def result_of(self, arch: Arch) -> Result:

@@ -154,13 +154,9 @@ class MlflowLogger:
         return {**self.__dict__, "_client": None, "_probed": None}
 
     def _create(self, params, tags, run_name):
-        from mlflow.entities import Param
-
         run = self.client.create_run(self._experiment_id, tags=tags, run_name=run_name)
         if params:
-            self.client.log_batch(run.info.run_id, params=[
-                Param(k, str(v)[:6000]) for k, v in params.items()
-            ])
+            self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id
 
     def start_run(self, params: dict[str, Any], tags: dict[str, str],
@@ -186,17 +182,13 @@ class MlflowLogger:
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         """Parameters of a run that exists already (constants, logged once)."""
-        from mlflow.entities import Param
-
-        params = {k: str(v)[:6000] for k, v in params.items()}
-        self._try({"run_id": run_id, "params": params}, lambda: self.client.log_batch(
-            run_id, params=[Param(k, v) for k, v in params.items()]))
+        self._try({"run_id": run_id, "params": params},
+                  lambda: self.client.log_batch(run_id, params=_params(params)))
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        """Tags of a run that exists already (set again, they change)."""
-        tags = {k: str(v)[:5000] for k, v in tags.items()}
-        self._try({"run_id": run_id, "tags": tags}, lambda: [
-            self.client.set_tag(run_id, k, v) for k, v in tags.items()])
+        """Tags of a run that exists already (set again, they change); one request."""
+        self._try({"run_id": run_id, "tags": tags},
+                  lambda: self.client.log_batch(run_id, tags=_tags(tags)))
 
     def log_artifact(self, run_id: str, path: str | Path) -> None:
         self._try({"run_id": run_id, "artifact": str(path)},
@@ -329,6 +321,19 @@ REPLAY_FILE = "mlflow-replay.json"
 LOCAL_ID_TAG = "raynas.local_id"
 
 
+def _params(params: dict[str, Any]) -> list:
+    """MLflow ``Param`` s (values as text, cut to MLflow's length limit)."""
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in params.items()]
+
+
+def _tags(tags: dict[str, Any]) -> list:
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)[:5000]) for k, v in tags.items()]
+
+
 def _digest(records: list[dict[str, Any]]) -> str:
     import hashlib
 
@@ -353,12 +358,9 @@ def _replay_record(sink: MlflowLogger, record: dict[str, Any], mapping: dict[str
     elif "metrics" in record:
         client.log_batch(run_id, metrics=[Metric(k, v, ts, s) for k, v, ts, s in record["metrics"]])
     elif "params" in record:
-        from mlflow.entities import Param
-
-        client.log_batch(run_id, params=[Param(k, v) for k, v in record["params"].items()])
+        client.log_batch(run_id, params=_params(record["params"]))
     elif "tags" in record:
-        for key, value in record["tags"].items():
-            client.set_tag(run_id, key, value)
+        client.log_batch(run_id, tags=_tags(record["tags"]))
     elif "artifact" in record:
         client.log_artifact(run_id, record["artifact"])
     elif "model" in record:

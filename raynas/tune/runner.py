@@ -178,7 +178,8 @@ class PolicySearcher(Searcher):
                 self.policy.tell([arch], [state.result_of(arch)])
                 self._emit(row)
             if state.is_known(arch) or state.is_pending(arch):
-                if state.note_ask(0):
+                state.note_ask(0)
+                if state.stalled:
                     self.stalled = self.exhausted = True
                     return Searcher.FINISHED
                 if self.live:
