@@ -1,19 +1,22 @@
 """Orchestration overhead of real-training searches: raynas vs plain Ray Tune, per trial.
 
 At each trial length (about 5, 20 and 60 s of a trial's own compute, set by the epochs
-of the embedded default's network), three runs train the same architectures with the
-same trainable (per-epoch reports; checkpoints as raynas's default, by time), on one
-Ray instance, with the same concurrency, one after another:
+of the embedded default's network), four runs train the same architectures with the
+same trainable (checkpoints as raynas's default, by time), on one Ray instance, with
+the same concurrency, one after another:
 
 * raynas: the whole ``raynas search`` of the embedded default with that many epochs
   (``raynas.driver.run_search``: data set-up, PolicySearcher over regularized
   evolution through ``run_tune`` with actors reused, the MLflow tracker fed by the
-  search state and a child run per trial, the ONNX export and MLflow model
-  registration of the best network, the report);
+  search state and a child run per trial with every epoch's metrics, the ONNX export
+  and MLflow model registration of the best network, the report); its trials report
+  to Tune by time (``resources.report_seconds``, default 5 s);
 * plain Tune, default settings: the architectures raynas trained, as a
   ``tune.grid_search`` over the default BasicVariantGenerator (no actor reuse, no
-  tracking);
-* plain Tune with ``reuse_actors=True``.
+  tracking), reporting every epoch as a Tune user's trainable does;
+* plain Tune with ``reuse_actors=True``, reporting every epoch;
+* plain Tune with ``reuse_actors=True``, reporting as raynas does (the like-for-like
+  peer: the same trainable, Tune without raynas).
 
 Every trial's function records when it starts and ends (wall clock, in the trial's
 process); a trial's own compute is the evaluator's work: building the network,
@@ -168,37 +171,41 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
     # ---- plain Tune, default settings and with actors reused
     evaluator = build_evaluator(config, build_space(config))
     peers = {}
-    for name, reuse in (("plain Tune", False), ("plain Tune, reuse_actors", True)):
-        timeline = folder / f"{'reuse' if reuse else 'plain'}-{TIMELINE}"
+    for name, key, reuse, report in (
+            ("plain Tune", "plain", False, 0.0),
+            ("plain Tune, reuse_actors", "reuse", True, 0.0),
+            ("  ... reporting as raynas", "reuse-by-time", True, res.report_seconds)):
+        timeline = folder / f"{key}-{TIMELINE}"
         trainable_module.train_architecture = _recording(original, str(timeline))
         tuner = tune.Tuner(
             trainable_module.make_trainable(evaluator, res.cpus_per_trial,
                                             checkpoint_every=res.checkpoint_every,
-                                            checkpoint_seconds=res.checkpoint_seconds),
+                                            checkpoint_seconds=res.checkpoint_seconds,
+                                            report_seconds=report),
             param_space={"arch": tune.grid_search(archs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=reuse),
-            run_config=tune.RunConfig(name="reuse" if reuse else "plain",
-                                      storage_path=str(folder), verbose=0,
+            run_config=tune.RunConfig(name=key, storage_path=str(folder), verbose=0,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )
         begin = time.time()
         tuner.fit()
-        peers[name] = analyse(timeline, folder / ("reuse" if reuse else "plain"), begin,
-                              time.time(), slots)
+        peers[name] = analyse(timeline, folder / key, begin, time.time(), slots)
     trainable_module.train_architecture = original
     print(f"\ntrials of about {length:g} s: {ours['trials']} trials x {epochs} epochs, "
           f"{slots} concurrent, checkpoints "
           + (f"every {res.checkpoint_every} epoch(s)" if res.checkpoint_every else
-             f"every {res.checkpoint_seconds:g} s (raynas's default; the same for Tune)"))
+             f"every {res.checkpoint_seconds:g} s (raynas's default; the same for Tune)")
+          + f"; raynas reports every {res.report_seconds:g} s")
     print(_line("raynas", ours))
     for name, m in peers.items():
         print(_line(name, m))
     share = 1 - ours["compute"] / (slots * whole)
     reuse = peers["plain Tune, reuse_actors"]["per_trial"]
+    same = peers["  ... reporting as raynas"]["per_trial"]
     print(f"  whole raynas search {whole:.1f} s: {100 * share:.1f} % of its slot time not "
           f"computing (target at 60 s trials: <= 10 %); per-trial overhead "
           f"{ours['per_trial']:.2f} s (target <= 0.3 s; plain Tune with actor reuse "
-          f"{reuse:.2f} s)")
+          f"{reuse:.2f} s reporting every epoch, {same:.2f} s reporting as raynas)")
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from raynas.data import load_digits
-from raynas.errors import StartupError
+from raynas.errors import ArgumentError, StartupError
 from raynas.evaluators import TrainingEvaluator
 from raynas.policies import make_policy
 from raynas.spaces import CustomSpace, NB201Space
@@ -237,3 +237,39 @@ def test_an_asha_stopped_trial_is_recorded_as_stopped_and_never_the_incumbent(ra
 
     search, _ = incumbent_curve(run.history)
     assert search[-1] == best["valid_acc"]  # a stopped trial's early accuracy never counts
+
+
+def test_trials_report_by_time_and_at_asha_rungs_and_keep_every_epoch(ray_local, tmp_path):
+    """With a report interval longer than the trial, a trial reports to Tune only at
+    ASHA's rungs and its last epoch; each report carries the epochs in between, and the
+    Tune result (the history's fidelity) is the last epoch's."""
+    from raynas.tune.runner import asha_rungs
+    from raynas.tune.trial import unreported_epochs
+
+    assert asha_rungs(1, 20) == {1, 4, 16} and asha_rungs(2, 8) == {2, 8}
+    assert asha_rungs(3, 2) == frozenset()
+    space = NB201Space(channels=4, cells_per_stage=1)
+    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=5, batch_size=256,
+                                  measure_latency=False)
+    settings = TuneSettings(num_trials=2, max_concurrent_trials=1, asha=True, grace_period=1,
+                            report_seconds=1e6)
+    run = run_tune(make_policy("random", space, seed=2), evaluator, settings, tmp_path,
+                   verbose=0)
+    trials = sorted((tmp_path / "tune").glob("trial_*/result.json"))
+    assert len(trials) == 2
+    for path in trials:
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        reported = [r["epoch"] for r in rows]
+        assert reported in ([1.0], [1.0, 4.0], [1.0, 4.0, 5.0]), reported  # ASHA may stop it
+        logged = [m["epoch"] for r in rows for m in [*unreported_epochs(r), r]]
+        assert logged == [float(e) for e in range(1, int(reported[-1]) + 1)]
+    assert sorted(run.history["fidelity"].to_pylist())[-1] == 5.0
+
+
+def test_report_seconds_is_checked():
+    from raynas.tune.trial import make_trainable
+
+    space = NB201Space(channels=4, cells_per_stage=1)
+    evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=1)
+    with pytest.raises(ArgumentError, match="report_seconds"):
+        make_trainable(evaluator, report_seconds=-1)

@@ -317,6 +317,19 @@ class TuneSettings(ResourcesConfig):
             raise ArgumentError(f"max_failures must be >= -1 (-1: retry forever), got {self.max_failures}")
 
 
+ASHA_FACTOR = 4  # ASHA's reduction factor (Tune's default)
+
+
+def asha_rungs(grace_period: int, max_t: int, factor: int = ASHA_FACTOR) -> frozenset[int]:
+    """The epochs at which ASHA compares trials (``grace_period * factor**k`` up to
+    ``max_t``): trials always report there, whatever their report interval."""
+    rungs, t = set(), grace_period
+    while t <= max_t:
+        rungs.add(int(t))
+        t *= factor
+    return frozenset(rungs)
+
+
 def _check_resources(settings: TuneSettings) -> None:
     """A trial that asks for more CPUs, GPUs or custom resources than one node of the
     cluster has would stay pending forever; on an autoscaling cluster, nodes that have
@@ -502,9 +515,13 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
     objective = policy.objective
     if callable(trial_tracking):
         trial_tracking = trial_tracking()
+    asha = settings.asha and settings.hyper_controller is None
+    grace = min(settings.grace_period, evaluator.epochs)
     trainable = make_trainable(
         evaluator, settings.cpus_per_trial, settings.gpus_per_trial, settings.checkpoint_every,
         trial_tracking, settings.custom_resources, checkpoint_seconds=settings.checkpoint_seconds,
+        report_seconds=settings.report_seconds,
+        report_epochs=asha_rungs(grace, evaluator.epochs) if asha else frozenset(),
     )
     if restore:
         logger.info("restoring the Tune experiment in %s%s", experiment,
@@ -517,11 +534,9 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
         scheduler = None
         if settings.hyper_controller is not None:
             scheduler = _hyper_scheduler(settings, evaluator, out_dir)
-        elif settings.asha:
-            scheduler = ASHAScheduler(
-                time_attr="training_iteration", max_t=evaluator.epochs,
-                grace_period=min(settings.grace_period, evaluator.epochs),
-            )
+        elif asha:  # trials report by time: ASHA counts epochs, not reports
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=evaluator.epochs,
+                                      grace_period=grace, reduction_factor=ASHA_FACTOR)
         searcher = PolicySearcher(policy, max_trials=settings.num_trials, out_dir=out_dir,
                                   max_fidelity=evaluator.epochs)
         identity_with_id = {**identity, "search_id": searcher.search_id}

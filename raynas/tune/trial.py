@@ -1,8 +1,9 @@
 """One Tune trial: the trainable that trains one architecture, and its MLflow child run.
 
 * :func:`make_trainable` / :func:`train_architecture` — the function trainable: one
-  trial trains one architecture epoch by epoch, reporting every epoch and
-  checkpointing, resuming from its last checkpoint when retried or restored;
+  trial trains one architecture epoch by epoch, reporting to Tune by time (and at
+  ASHA's rungs, checkpoints and the last epoch) and checkpointing, resuming from its
+  last checkpoint when retried or restored;
 * :class:`TrialRuns` — a ``ray.tune.Callback`` run in the driver: one nested child run
   per trial (``mlflow.parentRunId`` = the search tracker's parent run) with the arch as
   a param and per-epoch metrics; or, with ``trials_log``, only closing the runs that
@@ -39,6 +40,12 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "state.pt"
 CHECKPOINT_SECONDS = 60.0  # a trial's default checkpoint interval (see ResourcesConfig)
+REPORT_SECONDS = 5.0  # a trial's default report interval (see ResourcesConfig)
+EPOCH_LOG = "epoch_log"
+"""A report's key: the metrics of the epochs since the previous report, as JSON text (a
+list of per-epoch dicts, oldest first; text, so that Tune's TensorBoard and CSV
+loggers pass it over); the report's own metrics are its last epoch's. Read it with
+:func:`unreported_epochs`."""
 SCHEDULED_KEY = "hyper_scheduled"
 """A trial config flag: a hyper-scheduler owns its hyperparameters."""
 
@@ -46,10 +53,19 @@ SCHEDULED_KEY = "hyper_scheduled"
 def train_architecture(
     config: dict[str, Any], evaluator: TrainingEvaluator, checkpoint_every: int | None = 1,
     tracking: TrialTracking | None = None, checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    report_seconds: float = 0.0, report_epochs: frozenset[int] = frozenset(),
 ) -> None:
-    """Train ``config["arch"]`` with ``evaluator``; report every epoch and checkpoint
-    every ``checkpoint_every`` epochs (``None``: the first epoch ending
-    ``checkpoint_seconds`` after the last checkpoint), and after the last one.
+    """Train ``config["arch"]`` with ``evaluator``; checkpoint every ``checkpoint_every``
+    epochs (``None``: the first epoch ending ``checkpoint_seconds`` after the last
+    checkpoint), and after the last one.
+
+    Reports to Tune: every epoch with ``report_seconds=0``; otherwise the first epoch
+    ending ``report_seconds`` after the previous report, and always the epochs in
+    ``report_epochs`` (a scheduler's rungs), every checkpoint and the last epoch. Each
+    report is its epoch's metrics plus, under :data:`EPOCH_LOG`, those of the epochs
+    not reported since the last one (so MLflow still gets every epoch). Each
+    ``tune.report`` is a round trip to the driver (about 6 ms): reporting by time
+    keeps a trial of many short epochs from paying it every epoch.
 
     Use through :func:`make_trainable`. A retried or restored trial resumes from
     its last checkpoint (``tune.get_checkpoint()``). ``lr``, ``lr_scale``,
@@ -82,26 +98,38 @@ def train_architecture(
     node = {"node_id": ray.get_runtime_context().get_node_id()}
     scheduled = bool(config.get(SCHEDULED_KEY))
     every = 1 if scheduled else checkpoint_every
-    last_checkpoint = time.monotonic()
+    if scheduled:  # the hyper-scheduler decides on every epoch
+        report_seconds = 0.0
+    last_checkpoint = last_report = time.monotonic()
+    unreported: list[dict[str, float]] = []
 
     run = None
     if tracking is not None:
         run = tracking.open(tune.get_context().get_trial_id(), config["arch"])
 
     def on_epoch(metrics: dict[str, float], get_state) -> None:
-        nonlocal last_checkpoint
+        nonlocal last_checkpoint, last_report, unreported
         epoch = int(metrics["epoch"])
         if run is not None:
             run.log(metrics, epoch)
+        now = time.monotonic()
         due = (epoch == evaluator.epochs or (epoch % every == 0 if every else
-               time.monotonic() - last_checkpoint >= checkpoint_seconds))
-        if not due:
-            tune.report({**metrics, **node})
+               now - last_checkpoint >= checkpoint_seconds))
+        if not (due or epoch in report_epochs or now - last_report >= report_seconds):
+            unreported.append(dict(metrics))
             return
-        with tempfile.TemporaryDirectory() as folder:
-            torch.save(get_state(), os.path.join(folder, STATE_FILE))
-            tune.report({**metrics, **node}, checkpoint=tune.Checkpoint.from_directory(folder))
-        last_checkpoint = time.monotonic()
+        report = {**metrics, **node}
+        if unreported:
+            report[EPOCH_LOG] = json.dumps(unreported)
+        unreported = []
+        if not due:
+            tune.report(report)
+        else:
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(get_state(), os.path.join(folder, STATE_FILE))
+                tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+            last_checkpoint = time.monotonic()
+        last_report = time.monotonic()
 
     try:
         hyper = {k: config[k] for k in HYPERPARAMETERS if k in config}
@@ -118,7 +146,8 @@ def make_trainable(
     evaluator: TrainingEvaluator, cpus: float = 1, gpus: float = 0,
     checkpoint_every: int | None = 1, tracking: TrialTracking | None = None,
     custom_resources: dict[str, float] | None = None, *,
-    checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS, report_seconds: float = 0.0,
+    report_epochs: frozenset[int] | set[int] = frozenset(),
 ):
     """The Tune trainable for ``evaluator``: resources per trial, data in the object store.
 
@@ -133,6 +162,9 @@ def make_trainable(
             :class:`TrialTracking`).
         custom_resources: Custom Ray resources per trial (``{"gpu_node": 1}``).
         checkpoint_seconds: See ``checkpoint_every``.
+        report_seconds: Seconds between a trial's reports to Tune (0: every epoch);
+            see :func:`train_architecture`.
+        report_epochs: Epochs always reported (a scheduler's rungs).
     """
     from ray import tune
 
@@ -142,9 +174,12 @@ def make_trainable(
         raise ArgumentError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
     if not checkpoint_seconds > 0:
         raise ArgumentError(f"checkpoint_seconds must be > 0, got {checkpoint_seconds}")
+    if not report_seconds >= 0:
+        raise ArgumentError(f"report_seconds must be >= 0, got {report_seconds}")
     trainable = tune.with_parameters(
         train_architecture, evaluator=evaluator, checkpoint_every=checkpoint_every,
         tracking=tracking, checkpoint_seconds=checkpoint_seconds,
+        report_seconds=float(report_seconds), report_epochs=frozenset(report_epochs),
     )
     resources = {"cpu": cpus, "gpu": gpus}
     if custom_resources:
@@ -232,7 +267,8 @@ class TrialRuns(TuneCallback):
             self.on_trial_start(iteration, trials, trial)
         run_id = self.children[trial.trial_id]
         buffer = self.buffers.setdefault(trial.trial_id, EpochMetrics(self.mlflow, run_id))
-        buffer.add(result, int(result.get("training_iteration", 0)))
+        for metrics in [*unreported_epochs(result), result]:
+            buffer.add(metrics, int(metrics.get("epoch", result.get("training_iteration", 0))))
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._close(trial, "FINISHED")
@@ -336,6 +372,12 @@ class EpochMetrics:
             self.mlflow.log_metrics(self.run_id, self.pending)
             self.pending = []
         self.sent = time.monotonic()
+
+
+def unreported_epochs(result: dict[str, Any]) -> list[dict[str, float]]:
+    """The per-epoch metrics a report carries of the epochs before it (:data:`EPOCH_LOG`)."""
+    text = result.get(EPOCH_LOG)
+    return json.loads(text) if text else []
 
 
 def trial_run_name(arch: str, trial_id: str) -> str:
