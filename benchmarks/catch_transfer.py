@@ -15,7 +15,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -38,15 +37,14 @@ VARIANTS = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--meta-iterations", type=int, default=30)
     parser.add_argument("--meta-queries", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("/tmp/catch_transfer"))
     args = parser.parse_args()
-    if args.table is None:
-        parser.error("pass --table or set RAYNAS_NB201_TABLE")
     common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
                   meta={"iterations": args.meta_iterations, "queries": args.meta_queries})
     start = time.perf_counter()

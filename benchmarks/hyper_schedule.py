@@ -417,7 +417,8 @@ def catch_part(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=Path("../shared/benchmarks/nb201_12epoch.parquet"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--parts", default="curves,digits,catch")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-epochs", type=int, default=20)

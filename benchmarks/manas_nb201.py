@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -32,13 +31,12 @@ POINTS = (50, 100, 200)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("/tmp/manas_nb201"))
     args = parser.parse_args()
-    if args.table is None:
-        parser.error("pass --table or set RAYNAS_NB201_TABLE")
     start = time.perf_counter()
     curves = run_bench(BenchConfig(
         benchmark=args.table, datasets=DATASETS, policies=POLICIES, seeds=args.seeds,

@@ -59,15 +59,14 @@ def time_bench_command(table: Path, out: Path, seeds: int, budget: int) -> float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=200)
     parser.add_argument("--out", type=Path, default=Path("raynas-results/nb201_baselines"))
     parser.add_argument("--policies", default="random,rea,ls,tpe",
                         help="policies of the quality table (tpe is the slow Optuna peer)")
     args = parser.parse_args()
-    if args.table is None:
-        parser.error("pass --table or set RAYNAS_NB201_TABLE")
     out = args.out.resolve()
     if out.exists():
         import shutil

@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -86,7 +85,8 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--base-seed", type=int, default=0,
                         help="mixed into every search's seed: another value, fresh seeds")
@@ -96,8 +96,6 @@ def main() -> None:
     parser.add_argument("--policies", default=",".join(POLICIES),
                         help="comma-separated subset of " + ",".join(POLICIES))
     args = parser.parse_args()
-    if args.table is None:
-        parser.error("pass --table or set RAYNAS_NB201_TABLE")
     policies = tuple(p for p in args.policies.split(",") if p)
     start = time.perf_counter()
     common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,

@@ -177,7 +177,8 @@ def training(args, workers: int, out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3])
     parser.add_argument("--datasets", type=lambda s: s.split(","), default=["cifar10"])
     parser.add_argument("--policies", type=lambda s: s.split(","), default=["npg"])
@@ -190,7 +191,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/scaling"))
     args = parser.parse_args()
     if "tabular" in args.parts and (args.table is None or not Path(args.table).is_file()):
-        parser.error("--table: the NB201 table (or set RAYNAS_NB201_TABLE)")
+        parser.error(f"--table: no table at {args.table}")
     shutil.rmtree(args.out, ignore_errors=True)
     logging.basicConfig(level=logging.WARNING)
 

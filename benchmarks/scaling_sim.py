@@ -80,7 +80,8 @@ def cost_bias(curves, k: int, mean_cost: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--policies", type=lambda s: s.split(","),
                         default=["random", "rea", "ls", "npg", "catch"])
@@ -96,7 +97,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/scaling_sim"))
     args = parser.parse_args()
     if args.table is None or not Path(args.table).is_file():
-        parser.error("--table: the NB201 table (or set RAYNAS_NB201_TABLE)")
+        parser.error(f"--table: no table at {args.table}")
     if args.workers[0] != 1:
         parser.error("--workers must start with 1 (the speed-ups are against one worker)")
     logging.basicConfig(level=logging.WARNING)

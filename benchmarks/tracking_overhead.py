@@ -17,7 +17,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -117,13 +116,12 @@ def training(trials: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--table", type=Path, default=os.environ.get("RAYNAS_NB201_TABLE"))
+    from raynas.tables import default_table
+    parser.add_argument("--table", type=Path, default=default_table())
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
-    if args.table is None:
-        parser.error("pass --table or set RAYNAS_NB201_TABLE")
     tabular(args.table, args.queries, args.repeats)
     training(args.trials)
 

@@ -15,8 +15,11 @@ the same concurrency, one after another:
   ``tune.grid_search`` over the default BasicVariantGenerator (no actor reuse, no
   tracking), reporting every epoch as a Tune user's trainable does;
 * plain Tune with ``reuse_actors=True``, reporting every epoch;
-* plain Tune with ``reuse_actors=True``, reporting as raynas does (the like-for-like
-  peer: the same trainable, Tune without raynas).
+* plain Tune with ``reuse_actors=True``, reporting as raynas does (the same trainable,
+  Tune without raynas);
+* the same with Tune's own MLflow integration (``MLflowLoggerCallback`` on a SQLite
+  store: a run per trial with its reported metrics), the like-for-like peer of a
+  tracked raynas search.
 
 Every trial's function records when it starts and ends (wall clock, in the trial's
 process); a trial's own compute is the evaluator's work: building the network,
@@ -100,7 +103,7 @@ def analyse(timeline: Path, experiment: Path, begin: float, end: float,
 
 
 def _line(name: str, m: dict[str, float]) -> str:
-    return (f"  {name:<22} trials phase {m['wall']:7.1f} s, compute {m['compute']:7.1f} s "
+    return (f"  {name:<26} trials phase {m['wall']:7.1f} s, compute {m['compute']:7.1f} s "
             f"({m['per_trial_compute']:.1f} s/trial); start-up {m['startup']:.1f} s/slot, "
             f"tail {m['tail']:.1f} s/slot; per-trial overhead {m['per_trial']:.2f} s; "
             f"slots not computing {100 * m['share']:.1f} %")
@@ -171,10 +174,15 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
     # ---- plain Tune, default settings and with actors reused
     evaluator = build_evaluator(config, build_space(config))
     peers = {}
-    for name, key, reuse, report in (
-            ("plain Tune", "plain", False, 0.0),
-            ("plain Tune, reuse_actors", "reuse", True, 0.0),
-            ("  ... reporting as raynas", "reuse-by-time", True, res.report_seconds)):
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    tracked = MLflowLoggerCallback(f"sqlite:///{(folder / 'tune-mlflow.db').resolve()}",
+                                   experiment_name="plain-tune")
+    for name, key, reuse, report, callbacks in (
+            ("plain Tune", "plain", False, 0.0, []),
+            ("plain Tune, reuse_actors", "reuse", True, 0.0, []),
+            ("  ... reporting as raynas", "reuse-by-time", True, res.report_seconds, []),
+            ("  ... and Tune's MLflow", "reuse-mlflow", True, res.report_seconds, [tracked])):
         timeline = folder / f"{key}-{TIMELINE}"
         trainable_module.train_architecture = _recording(original, str(timeline))
         tuner = tune.Tuner(
@@ -185,6 +193,7 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
             param_space={"arch": tune.grid_search(archs)},
             tune_config=tune.TuneConfig(max_concurrent_trials=slots, reuse_actors=reuse),
             run_config=tune.RunConfig(name=key, storage_path=str(folder), verbose=0,
+                                      callbacks=callbacks,
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
         )
         begin = time.time()
@@ -202,10 +211,12 @@ def measure(length: float, trials: int, out: Path, per_epoch: float) -> None:
     share = 1 - ours["compute"] / (slots * whole)
     reuse = peers["plain Tune, reuse_actors"]["per_trial"]
     same = peers["  ... reporting as raynas"]["per_trial"]
+    tracked = peers["  ... and Tune's MLflow"]["per_trial"]
     print(f"  whole raynas search {whole:.1f} s: {100 * share:.1f} % of its slot time not "
           f"computing (target at 60 s trials: <= 10 %); per-trial overhead "
           f"{ours['per_trial']:.2f} s (target <= 0.3 s; plain Tune with actor reuse "
-          f"{reuse:.2f} s reporting every epoch, {same:.2f} s reporting as raynas)")
+          f"{reuse:.2f} s reporting every epoch, {same:.2f} s reporting as raynas, "
+          f"{tracked:.2f} s with Tune's MLflow callback)")
 
 
 def main() -> None:

@@ -25,17 +25,18 @@ class MultiAgentNASEnv(MultiAgentEnv):
     architecture string and its metrics.
 
     ``config`` (RLlib's ``env_config``) takes either ``space`` and ``evaluator``
-    objects, or ``table`` (a path or a :class:`~raynas.tables.BenchmarkTable`)
-    and ``dataset`` for an NB201 table; plus optional ``reward_fn``, ``mode`` and
-    ``context`` (a vector).
+    objects, or ``table`` (a path or a :class:`~raynas.tables.BenchmarkTable`; default:
+    the NB201 table shipped with raynas) and ``dataset`` for an NB201 table; plus
+    optional ``reward_fn``, ``mode`` and ``context`` (a vector).
     """
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         config = dict(config or {})
-        if "table" in config:
+        if "space" not in config:  # an NB201 table (default: the one shipped with raynas)
             from raynas.envs.registration import nb201_table_evaluator
 
-            space, evaluator = nb201_table_evaluator(config["table"], config.get("dataset", "cifar10"))
+            space, evaluator = nb201_table_evaluator(config.get("table"),
+                                                     config.get("dataset", "cifar10"))
         else:
             space, evaluator = config["space"], config["evaluator"]
         self.space, self.evaluator = space, evaluator

@@ -22,13 +22,18 @@ def _load_table(path: str):
     return BenchmarkTable.load(path)
 
 
-def nb201_table_evaluator(table, dataset: str = "cifar10"):
-    """(space, evaluator) for an NB201 table (a path or a loaded table); the evaluator's
-    metrics include the network's ``params`` and ``flops``."""
+def nb201_table_evaluator(table=None, dataset: str = "cifar10"):
+    """(space, evaluator) for an NB201 table (a path or a loaded table; ``None``: the one
+    shipped with raynas, or ``$RAYNAS_NB201_TABLE``); the evaluator's metrics include the
+    network's ``params`` and ``flops``."""
     from raynas.evaluators import TabularEvaluator
     from raynas.objectives.fronts import NB201_SHAPES
     from raynas.spaces.cost import LinearCostModel
 
+    if table is None:
+        from raynas.tables import default_table
+
+        table = default_table()
     if isinstance(table, (str, Path)):
         table = _load_table(str(Path(table).resolve()))
     num_classes, input_size = NB201_SHAPES.get(dataset, (10, 32))
@@ -36,9 +41,10 @@ def nb201_table_evaluator(table, dataset: str = "cifar10"):
     return table.space, TabularEvaluator(table, dataset, cost_model=cost)
 
 
-def make_nb201(table, dataset: str = "cifar10", **kwargs: Any) -> NASEnv:
-    """NB201 on a benchmark table: reward from the search metric (validation accuracy),
-    normalised by the table's range. ``kwargs`` go to :class:`NASEnv`."""
+def make_nb201(table=None, dataset: str = "cifar10", **kwargs: Any) -> NASEnv:
+    """NB201 on a benchmark table (default: the one shipped with raynas): reward from the
+    search metric (validation accuracy), normalised by the table's range. ``kwargs`` go
+    to :class:`NASEnv`."""
     space, evaluator = nb201_table_evaluator(table, dataset)
     return NASEnv(space, evaluator, **kwargs)
 

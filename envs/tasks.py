@@ -71,9 +71,10 @@ class TaskNASEnv(NASEnv):
         return obs, reward, terminated, truncated, {**info, "task": self.task}
 
 
-def make_task_envs(table, datasets: Sequence[str] = ("cifar10", "cifar100", "imagenet16_120"),
+def make_task_envs(table=None, datasets: Sequence[str] = ("cifar10", "cifar100", "imagenet16_120"),
                    task_in_obs: bool = True) -> dict[str, TaskNASEnv]:
-    """One :class:`TaskNASEnv` per dataset of an NB201 ``table`` (path or loaded), each
+    """One :class:`TaskNASEnv` per dataset of an NB201 ``table`` (path or loaded; ``None``:
+    the one shipped with raynas), each
     starting on its own task; all share the observation and action spaces."""
     from raynas.envs.registration import nb201_table_evaluator
 

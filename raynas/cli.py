@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -37,7 +36,6 @@ from raynas.errors import (
 # permission denied, read-only file system, no space left, quota exceeded, file too large.
 _DISK_ERRNOS = frozenset({1, 13, 27, 28, 30, 122})
 
-DEFAULT_TABLE_ENV = "RAYNAS_NB201_TABLE"
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -48,15 +46,19 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _table_arg(parser: argparse.ArgumentParser) -> None:
+    from raynas.tables import TABLE_ENV
+
     parser.add_argument(
-        "--benchmark", type=Path, default=os.environ.get(DEFAULT_TABLE_ENV),
-        help=f"benchmark table (.parquet/.csv); default ${DEFAULT_TABLE_ENV}",
+        "--benchmark", type=Path, default=None, metavar="TABLE",
+        help=f"benchmark table (.parquet/.csv) of the shared schema; default: ${TABLE_ENV} "
+             "if set, else the NB201 table shipped with raynas",
     )
-    parser.add_argument("--space", default="nb201", help="search space of the table (nb201)")
+    parser.add_argument("--space", default="nb201",
+                        help=f"search space of the table, of: {_names()['spaces']}")
     parser.add_argument("--search-metric", default="valid_acc",
-                        help="metric the search optimises, <split>_<metric> (valid_acc)")
+                        help="metric the search optimises, <split>_<metric>")
     parser.add_argument("--report-metric", default="test_acc",
-                        help="metric reported for the incumbent (test_acc)")
+                        help="metric reported for the incumbent")
     parser.add_argument("--mode", choices=("max", "min"), default="max",
                         help="max for accuracies, min for errors and losses")
     parser.add_argument("--objectives", type=_objectives, default=(),
@@ -86,24 +88,66 @@ def _policy_kwargs(text: str | None) -> dict:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="raynas", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"raynas {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                     argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option; descriptions keep their line breaks."""
 
-    bench = sub.add_parser("bench", help="compare policies on a benchmark table, on Ray")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False) or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _names() -> dict[str, str]:
+    """The registered names a user can pick, for ``--help``."""
+    from raynas.data import DATASETS
+    from raynas.policies import POLICIES
+    from raynas.spaces import SPACES
+
+    return {"policies": ", ".join(POLICIES), "spaces": ", ".join(SPACES),
+            "datasets": ", ".join(DATASETS)}
+
+
+DESCRIPTION = """Ray-based distributed neural architecture search, framed as reinforcement learning.
+
+commands:
+  search      one resumable search from a YAML config (default: real NAS on digits)
+  bench       compare policies on a benchmark table (many seeds, on Ray)
+  report      rebuild a search folder's summary and plots; compare searches
+  meta-train  meta-train a CATCH agent on a table's datasets
+
+Policies: {policies}.
+Spaces: {spaces}. Training datasets: {datasets} (or a benchmark table's datasets).
+`raynas COMMAND --help` shows each command's options and defaults."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    names = _names()
+    parser = argparse.ArgumentParser(prog="raynas", description=DESCRIPTION.format(**names),
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"raynas {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="debug logging, and tracebacks for raynas's own errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter)
+
+    bench = command("bench", "compare policies on a benchmark table, on Ray")
     _table_arg(bench)
-    bench.add_argument("--datasets", type=_csv, default=("cifar10", "cifar100", "imagenet16_120"))
-    bench.add_argument("--policies", type=_csv, default=("random", "rea", "ls"))
+    bench.add_argument("--datasets", type=_csv, default="cifar10,cifar100,imagenet16_120",
+                       help="datasets of the table (comma-separated)")
+    bench.add_argument("--policies", type=_csv, default="random,rea,ls",
+                       help=f"comma-separated, of: {names['policies']}")
     bench.add_argument("--seeds", type=int, default=20, help="seeds per policy and dataset")
     bench.add_argument("--budget", type=int, default=200, help="queries per search")
-    bench.add_argument("--out", type=Path, default=Path("raynas-results/bench"))
-    bench.add_argument("--base-seed", type=int, default=0)
+    bench.add_argument("--out", type=Path, default="raynas-results/bench",
+                       help="results folder (a rerun computes only the missing searches)")
+    bench.add_argument("--base-seed", type=int, default=0, help="the first seed")
     bench.add_argument("--batch-size", type=int, default=1,
-                       help="architectures per synchronous round, in process (1)")
+                       help="architectures per synchronous round, in process")
     bench.add_argument("--workers", type=int, default=1,
-                       help="simulated workers evaluating at once on the table's clock (1); "
+                       help="simulated workers evaluating at once on the table's clock; "
                             "results arrive in simulated-time order")
     bench.add_argument("--cost-metric", default=None,
                        help="the table's cost column each evaluation takes, in seconds "
@@ -127,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--meta-queries", type=int, default=30,
                        help="evaluations per meta-training rollout (with --transfer)")
 
-    meta = sub.add_parser("meta-train", help="meta-train a CATCH agent on a table's datasets")
+    meta = command("meta-train", "meta-train a CATCH agent on a table's datasets")
     _table_arg(meta)
     meta.add_argument("--tasks", type=_csv, required=True,
                       help="datasets of the table to meta-train on, e.g. cifar10,cifar100")
@@ -143,16 +187,27 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--mlflow", default=None, metavar="URI",
                       help="log the meta-training curves to this MLflow tracking URI")
 
-    search = sub.add_parser(
-        "search", help="one search from a YAML config (default: real NAS on digits)"
-    )
+    search = command("search", "one search from a YAML config (default: real NAS on digits)")
     search.add_argument("config", nargs="?", type=Path, default=None,
                         help="YAML config (see examples/); default: the embedded digits search")
     search.add_argument("--out", type=Path, default=None,
                         help="output folder (default: raynas-results/search-<time>)")
     search.add_argument("--resume", type=Path, default=None, metavar="DIR",
                         help="continue the search in DIR with its saved config")
-    search.add_argument("--quiet", action="store_true", help="no live progress table")
+    search.add_argument("--budget", type=int, default=None, metavar="N",
+                        help="override the config's budget: N architectures (queries, trials)")
+    search.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    search.add_argument("--policy", default=None, metavar="NAME",
+                        help=f"override the config's policy (its options kept only when the "
+                             f"name is the same), of: {names['policies']}")
+    search.add_argument("--print-config", action="store_true",
+                        help="print the effective config (defaults and overrides filled in, "
+                             "as YAML) and exit")
+    shown = search.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="also Ray Tune's live trial table (training searches)")
+    shown.add_argument("--quiet", action="store_true",
+                       help="only a one-line progress bar, then the result")
     search.add_argument("--address", default=None,
                         help="Ray cluster for training trials: 'auto' (the one running on this "
                              "machine), host:port or ray://host:port; default: $RAY_ADDRESS, "
@@ -162,12 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "machine's raynas key (Tune unpickles them: only for folders you "
                              "trust)")
 
-    report = sub.add_parser("report", help="rebuild a search folder's summary.md and plots, "
-                                           "or compare searches")
+    report = command("report", "rebuild a search folder's summary.md and plots, or compare "
+                               "searches")
     report.add_argument("folder", type=Path, nargs="?", help="a raynas search results folder")
     report.add_argument("--compare", type=Path, nargs="+", metavar="DIR", default=None,
                         help="overlay these search folders: compare.md and compare.png")
-    report.add_argument("--out", type=Path, default=Path("."),
+    report.add_argument("--out", type=Path, default=".",
                         help="where --compare writes (default: the current folder)")
     report.add_argument("--sync", action="store_true",
                         help="send MLflow records that could not be sent during the search")
@@ -177,9 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _need_table(args: argparse.Namespace) -> Path:
-    if args.benchmark is None:
-        raise ArgumentError(f"no benchmark table: pass --benchmark or set ${DEFAULT_TABLE_ENV}")
-    return args.benchmark
+    from raynas.tables import default_table
+
+    return args.benchmark if args.benchmark is not None else default_table()
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -251,18 +306,31 @@ def cmd_search(args: argparse.Namespace) -> int:
     from raynas import config as cfg
     from raynas.driver import describe, run_search
 
-    options = {"verbose": 0 if args.quiet else 1, "address": args.address,
-               "trust_folder": args.trust_folder}
+    overrides = {"budget": args.budget, "seed": args.seed, "policy": args.policy}
+    given = [f"--{k}" for k, v in overrides.items() if v is not None]
     if args.resume is not None:
-        if args.config is not None or args.out is not None:
-            raise ArgumentError("--resume DIR continues the search in DIR: give no config or --out")
-        args.out = args.resume
-        summary = run_search(None, args.resume, resume=True, **options)
+        if args.config is not None or args.out is not None or given:
+            raise ArgumentError(f"--resume DIR continues the search in DIR with its saved "
+                                f"config: give no config, --out"
+                                f"{', ' + ', '.join(given) if given else ''} or overrides")
+        if args.print_config:
+            print(cfg.load(args.resume / "config.yaml").to_yaml(), end="")
+            return 0
     else:
         if args.trust_folder:
             raise ArgumentError("--trust-folder is for --resume DIR: a new search trusts nothing")
+        config = cfg.override(cfg.load(args.config), **overrides)
+        if args.print_config:
+            print(config.to_yaml(), end="")
+            return 0
+    options = {"verbose": 0 if args.quiet else 2 if args.verbose else 1,
+               "address": args.address, "trust_folder": args.trust_folder}
+    if args.resume is not None:
+        args.out = args.resume
+        summary = run_search(None, args.resume, resume=True, **options)
+    else:
         args.out = args.out or Path("raynas-results") / time.strftime("search-%Y%m%d-%H%M%S")
-        summary = run_search(cfg.load(args.config), args.out, **options)
+        summary = run_search(config, args.out, **options)
     print("\n".join(describe(summary)))
     if summary.best_arch is None:
         print(f"raynas: error: {summary.failure or 'no evaluation succeeded'}", file=sys.stderr)
@@ -297,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -310,13 +378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"raynas: interrupted: {exc}", file=sys.stderr)
         return exc.exit_status
     except RaynasError as exc:
-        if args.verbose:
+        if args.debug:
             raise
         hint = _keep_hint(args) if isinstance(exc, WriteError) else ""
         print(f"raynas: error: {exc}{hint}", file=sys.stderr)
         return exc.exit_status
     except OSError as exc:
-        if exc.errno not in _DISK_ERRNOS or args.verbose:
+        if exc.errno not in _DISK_ERRNOS or args.debug:
             raise
         what = f"cannot write {exc.filename}" if exc.filename else "a write failed"
         print(f"raynas: error: {what}: {exc.strerror or exc}{_keep_hint(args)}", file=sys.stderr)

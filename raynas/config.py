@@ -37,7 +37,8 @@ class PolicyConfig:
     """The search policy."""
 
     name: str = "rea"
-    """Registered policy: random, rea, ls or tpe."""
+    """A registered policy (``raynas --help`` lists them: random, rea, ls, tpe, manas,
+    catch, npg, ...)."""
     options: dict[str, Any] = field(
         default_factory=lambda: {"population_size": 8, "sample_size": 3}
     )
@@ -55,7 +56,8 @@ class EvaluatorConfig:
     dataset: str = "digits"
     """digits (embedded), cifar10 or cifar100 (from ``path``), or a dataset of the table."""
     path: str | None = None
-    """CIFAR folder (training) or benchmark table file (tabular)."""
+    """CIFAR folder (training) or benchmark table file (tabular; default: the NB201 table
+    shipped with raynas, or ``$RAYNAS_NB201_TABLE``)."""
     input_size: int = 16
     """Image side for digits (resized from 8x8)."""
     epochs: int = 4
@@ -222,6 +224,13 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def to_yaml(self) -> str:
+        """The config as YAML, every key written (what ``config.yaml`` holds and
+        ``raynas search --print-config`` prints)."""
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
     @property
     def limits(self) -> BudgetConfig:
         """The budget as a :class:`BudgetConfig` (a plain number is its ``queries``)."""
@@ -344,8 +353,6 @@ def validate(config: SearchConfig) -> SearchConfig:
     if ev.kind not in EVALUATOR_KINDS:
         raise ConfigError(f"evaluator.kind: expected one of {', '.join(EVALUATOR_KINDS)}, got "
                           f"{ev.kind!r}")
-    if ev.kind == "tabular" and ev.path is None:
-        raise ConfigError("evaluator.path: a tabular evaluator needs the benchmark table's path")
     for key in ("epochs", "batch_size", "input_size", "steps"):
         if getattr(ev, key) < 1:
             raise ConfigError(f"evaluator.{key}: must be >= 1, got {getattr(ev, key)}")
@@ -437,8 +444,36 @@ def _check_front(front: FrontConfig, search: tuple[str, str]) -> None:
 
 
 def from_dict(data: dict[str, Any] | None) -> SearchConfig:
-    """A validated :class:`SearchConfig`; missing keys take the embedded defaults."""
-    return validate(_build(SearchConfig, data or {}, ""))
+    """A validated :class:`SearchConfig`; missing keys take the embedded defaults. A
+    tabular evaluator without ``path`` gets :func:`raynas.tables.default_table` (the
+    NB201 table shipped with raynas, or ``$RAYNAS_NB201_TABLE``), written into the
+    config, so a resumed search reads the same table whatever the environment then."""
+    config = validate(_build(SearchConfig, data or {}, ""))
+    if config.evaluator.kind == "tabular" and config.evaluator.path is None:
+        from raynas.tables import default_table
+
+        config = dataclasses.replace(config, evaluator=dataclasses.replace(
+            config.evaluator, path=str(default_table().resolve())))
+    return config
+
+
+def override(config: SearchConfig, *, budget: int | None = None, seed: int | None = None,
+             policy: str | None = None) -> SearchConfig:
+    """``config`` with the command line's overrides (``None``: kept), validated again.
+
+    ``budget`` is the number of architectures (a ``budget:`` mapping keeps its other
+    keys: seconds, workers); ``policy`` keeps the config's policy options only when it
+    names the same policy.
+    """
+    data = config.to_dict()
+    if budget is not None:
+        data["budget"] = ({**data["budget"], "queries": budget}
+                          if isinstance(data["budget"], dict) else budget)
+    if seed is not None:
+        data["seed"] = seed
+    if policy is not None and policy != config.policy.name:
+        data["policy"] = {"name": policy}
+    return from_dict(data)
 
 
 def load(path: str | Path | None) -> SearchConfig:
@@ -502,8 +537,7 @@ def resolve_paths(config: SearchConfig, base: Path) -> SearchConfig:
 
 def dump(config: SearchConfig, path: str | Path) -> None:
     """Write ``config`` as YAML (what ``--resume`` reads back)."""
-    import yaml
 
     from raynas.files import write_text
 
-    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, config.to_yaml())

@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,7 @@ from raynas.errors import CheckpointError, SearchInterrupted, StartupError
 from raynas.files import write_text
 from raynas.objectives.fronts import COST_METRICS, NB201_SHAPES, save_front
 from raynas.report import write_report
-from raynas.search.callbacks import Callback
+from raynas.search.callbacks import Callback, ProgressBar
 from raynas.search.search import HISTORY_FILE, SearchResult
 
 if TYPE_CHECKING:
@@ -55,6 +55,8 @@ class SearchSummary:
     evaluations: int
     model_file: Path | None
     failure: str | None = None
+    browse: list[str] = field(default_factory=list)
+    """Commands that open the results: MLflow's UI, TensorBoard on Tune's experiment."""
 
 
 def build_space(config: cfg.SearchConfig):
@@ -228,8 +230,16 @@ def _tracker(config: cfg.SearchConfig, out_dir: Path, front=None, true_front=Non
                          end_with_search=False)
 
 
+def console(verbose: int, tune_table: bool = False) -> ProgressBar:
+    """The console of a search at a verbosity: 0, the progress bar alone; 1, the bar and
+    a line per finished architecture (per new best on a table); 2, also Tune's own trial
+    table (``tune_table``), which then replaces the bar."""
+    return ProgressBar(lines="none" if verbose <= 0 else "auto",
+                       bar=not (tune_table and verbose >= 2))
+
+
 def _search(config: cfg.SearchConfig, space, evaluator, out_dir: Path, resume: bool,
-            callbacks: list, backend=None):
+            callbacks: list, backend=None, verbose: int = 1):
     """``run(started)`` of an in-process search (any backend)."""
     from raynas.search import Search
 
@@ -237,7 +247,7 @@ def _search(config: cfg.SearchConfig, space, evaluator, out_dir: Path, resume: b
     search = Search(
         space, build_policy(config, space), evaluator, search_budget(config),
         backend=backend, synchronous=limits.synchronous if backend is not None else None,
-        out_dir=out_dir, progress=True, callbacks=[c for c in callbacks if c is not None],
+        out_dir=out_dir, callbacks=[*(c for c in callbacks if c is not None), console(verbose)],
     )
 
     def run(started: Callable[[], None]) -> SearchResult:
@@ -247,7 +257,8 @@ def _search(config: cfg.SearchConfig, space, evaluator, out_dir: Path, resume: b
     return run
 
 
-def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: object) -> _Job:
+def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, verbose: int = 1,
+                   **_: object) -> _Job:
     from raynas.evaluators import TabularEvaluator
     from raynas.search import Simulated
     from raynas.tables import BenchmarkTable
@@ -275,8 +286,8 @@ def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: o
                                  cost_model=cost_model)
     tracker = _tracker(config, out_dir, spec, true_front, bool(config.tracking.child_runs))
     backend = Simulated(limits.workers) if clock is not None else None
-    return _Job(_search(config, table.space, evaluator, out_dir, resume, [tracker], backend),
-                tracker)
+    return _Job(_search(config, table.space, evaluator, out_dir, resume, [tracker], backend,
+                        verbose), tracker)
 
 
 SUPERNET_FILE = "supernet.pt"
@@ -292,7 +303,8 @@ class _SaveSupernet(Callback):
         self.evaluator.save(self.path)
 
 
-def _build_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: object) -> _Job:
+def _build_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, verbose: int = 1,
+                    **_: object) -> _Job:
     from raynas.data import load_dataset
     from raynas.evaluators.supernet import SupernetEvaluator
 
@@ -319,7 +331,8 @@ def _build_supernet(config: cfg.SearchConfig, out_dir: Path, resume: bool, **_: 
         return {f"retrained_{k}": v for k, v in retrained.items()}, model_file
 
     callbacks = [_SaveSupernet(evaluator, weights), tracker]
-    return _Job(_search(config, space, evaluator, out_dir, resume, callbacks), tracker, export)
+    return _Job(_search(config, space, evaluator, out_dir, resume, callbacks, verbose=verbose),
+                tracker, export)
 
 
 def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
@@ -351,8 +364,9 @@ def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
     register = tracker is not None and tracking.register_model
 
     def run(started: Callable[[], None]) -> SearchResult:
+        shown = [*([tracker] if tracker else []), console(verbose, tune_table=True)]
         return run_tune(build_policy(config, space), evaluator, build_tune_settings(config),
-                        out_dir, verbose=verbose, callbacks=[tracker] if tracker else (),
+                        out_dir, verbose=1 if verbose >= 2 else 0, callbacks=shown,
                         tune_callbacks=tune_callbacks, trial_tracking=trial_tracking,
                         resume=resume, trust_folder=trust_folder, on_start=started)
 
@@ -387,7 +401,27 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
             metrics=extra, model_dir=model_dir, registered_name=name,
             model_description=description, model_tags=tags)
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
-                         failure_reason(result.history))
+                         failure_reason(result.history), browse_commands(config, out_dir))
+
+
+def browse_commands(config: cfg.SearchConfig, out_dir: Path) -> list[str]:
+    """How to look at a search's results: MLflow's UI on its store and, for a training
+    search, TensorBoard on Tune's experiment (where Tune wrote it, not Ray's temporary
+    folder that Tune's own hint names)."""
+    from raynas.tracking import default_uri, redact
+
+    commands = []
+    if config.tracking.mlflow:
+        uri = config.tracking.uri or default_uri(out_dir)
+        commands.append(f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:")
+                        else f"MLflow: {redact(uri)} (experiment {config.tracking.experiment})")
+    if config.evaluator.kind == "training":
+        from raynas.tune.runner import EXPERIMENT, tune_storage
+
+        storage = (tune_storage(out_dir, build_tune_settings(config))
+                   if config.resources.storage_path else str(out_dir))
+        commands.append(f"tensorboard --logdir {storage}/{EXPERIMENT}")
+    return commands
 
 
 def _model_version(config: cfg.SearchConfig, out_dir: Path, best: str | None,
@@ -496,5 +530,6 @@ def describe(summary: SearchSummary) -> list[str]:
         lines.append("  retrained from scratch: " + ", ".join(retrained))
     if summary.model_file is not None:
         lines.append(f"  exported network: {summary.model_file}")
-    lines.append(f"results: {summary.out_dir} (history.parquet, best/, config.yaml)")
+    lines.append(f"results: {summary.out_dir} (history.parquet, summary.md, best/, config.yaml)")
+    lines += [f"  browse: {command}" for command in summary.browse]
     return lines

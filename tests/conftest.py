@@ -1,5 +1,5 @@
-"""Shared fixtures. The NB201 table comes from $RAYNAS_NB201_TABLE (set by .ci/run),
-falling back to ../shared/benchmarks/ beside the repository."""
+"""Shared fixtures. The NB201 table is ``$RAYNAS_NB201_TABLE`` when set (any table of
+the shared schema), else the one shipped with raynas (``raynas.tables.NB201_TABLE``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ import pytest
 from raynas.search.policy import Policy
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TABLE = REPO.parent / "shared" / "benchmarks" / "nb201_12epoch.parquet"
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# The cost-model cache of this test session (its subprocesses and Ray workers inherit it),
+# not the user's ~/.cache/raynas.
+os.environ.setdefault("RAYNAS_CACHE_DIR", tempfile.mkdtemp(prefix="raynas-test-cache-"))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
@@ -42,7 +45,9 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def table_path() -> Path:
-    path = Path(os.environ.get("RAYNAS_NB201_TABLE", DEFAULT_TABLE))
+    from raynas.tables import default_table
+
+    path = default_table()
     if not path.is_file():
         pytest.fail(f"NB201 table not found at {path}; set RAYNAS_NB201_TABLE")
     return path

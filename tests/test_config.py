@@ -54,7 +54,6 @@ def test_dump_and_load_round_trip(tmp_path):
         ({"evaluator": {"kind": "supernet", "steps": 0}}, "evaluator.steps: must be >= 1"),
         ({"evaluator": {"kind": "supernet", "pretrain_steps": -1}},
          "evaluator.pretrain_steps: must be >= 0"),
-        ({"evaluator": {"kind": "tabular"}}, "evaluator.path: a tabular evaluator needs"),
         ({"budget": 0}, "budget: must be >= 1"),
         ({"resources": []}, "resources: expected a mapping"),
         ({"front": {"objectives": ["valid_acc"]}}, "front.objectives: expected dict"),

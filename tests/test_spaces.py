@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -253,3 +255,79 @@ def test_every_architecture_round_trips_and_encodes(pair):
     assert code.sum() == len(arch)
     for neighbor in space.neighbors(arch)[:3]:  # the neighbourhood relation is symmetric
         assert arch in space.neighbors(neighbor)
+
+
+def test_cost_models_are_cached_per_space_and_shape(tmp_path, monkeypatch):
+    """The second model of the same (space, options, shape) builds no network, in this
+    process or from the JSON file in a new one; another shape or width is its own entry;
+    a corrupt file is recomputed."""
+    import raynas.spaces.cost as cost
+    from raynas.spaces import NB201Space
+    from raynas.spaces.cost import LinearCostModel
+
+    monkeypatch.setenv("RAYNAS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cost, "_COSTS", {})
+    space = NB201Space(channels=4, cells_per_stage=1)
+    first = LinearCostModel(space, num_classes=10, input_size=8)
+    (file,) = (tmp_path / "costs").glob("*.json")
+    archs = [space.sample(np.random.default_rng(i)) for i in range(20)]
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("built a network")
+
+    monkeypatch.setattr(NB201Space, "cost", no_build)
+    again = LinearCostModel(NB201Space(channels=4, cells_per_stage=1), 10, 8)
+    monkeypatch.setattr(cost, "_COSTS", {})  # a new process: only the file is left
+    from_file = LinearCostModel(NB201Space(channels=4, cells_per_stage=1), 10, 8)
+    for model in (again, from_file):
+        np.testing.assert_array_equal(model.params(archs), first.params(archs))
+        np.testing.assert_array_equal(model.flops(archs), first.flops(archs))
+    with pytest.raises(AssertionError, match="built a network"):
+        LinearCostModel(NB201Space(channels=8, cells_per_stage=1), 10, 8)  # another width
+    with pytest.raises(AssertionError, match="built a network"):
+        LinearCostModel(space, num_classes=100, input_size=8)  # another shape
+    monkeypatch.undo()
+    monkeypatch.setenv("RAYNAS_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cost, "_COSTS", {})
+    file.write_text('{"base": [1.0], "deltas": "not numbers"}')
+    mended = LinearCostModel(NB201Space(channels=4, cells_per_stage=1), 10, 8)
+    np.testing.assert_array_equal(mended.params(archs), first.params(archs))
+    assert len(json.loads(file.read_text())["deltas"]) == space.encoding_size
+
+
+def test_user_spaces_are_never_cost_cached(tmp_path, monkeypatch):
+    from raynas.spaces import NB201Space
+    from raynas.spaces.cost import _cost_key
+
+    class Mine(NB201Space):  # a user's subclass: their code, maybe changed tomorrow
+        pass
+
+    assert _cost_key(Mine(), {"num_classes": 10}) is None
+    assert _cost_key(NB201Space(), {"num_classes": 10}) is not None
+
+
+def test_isomorphic_nb201_cells_share_a_graph_and_are_marked_on_a_front():
+    import pyarrow as pa
+
+    from raynas.objectives.fronts import mark_isomorphic
+    from raynas.spaces import NB201Space
+
+    space = NB201Space()
+    key = lambda text: space.graph_key(space.from_str(text))  # noqa: E731
+    conv_then_skip = "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|"
+    # the same through node 2 (nodes swapped), plus an edge out of a node nothing reaches
+    swapped = "|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|"
+    other_op = "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|"
+    chained = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+    assert key(conv_then_skip) == key(swapped)
+    assert len({key(conv_then_skip), key(other_op), key(chained)}) == 3
+    assert key("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|") == "zero"
+    # 1 -> 2 joins the nodes: no swap
+    assert key("|skip_connect~0|+|none~0|nor_conv_1x1~1|+|none~0|none~1|skip_connect~2|") != key(
+        "|skip_connect~0|+|nor_conv_1x1~0|none~1|+|none~0|none~1|skip_connect~2|")
+    front = pa.table({"arch": [conv_then_skip, swapped, other_op], "valid_acc": [1.0, 2.0, 3.0]})
+    marked = mark_isomorphic(front)
+    assert marked["isomorphic"].to_pylist() == [True, True, False]
+    assert marked["cell_graph"][0] == marked["cell_graph"][1]
+    darts = pa.table({"arch": ["normal:|x|"], "valid_acc": [1.0]})
+    assert mark_isomorphic(darts).column_names == ["arch", "valid_acc"]  # not NB201: unchanged

@@ -273,3 +273,16 @@ def test_report_seconds_is_checked():
     evaluator = TrainingEvaluator(space, load_digits(input_size=8), epochs=1)
     with pytest.raises(ArgumentError, match="report_seconds"):
         make_trainable(evaluator, report_seconds=-1)
+
+
+def test_a_search_opens_with_tunes_own_api_as_the_readme_says(ray_local, evaluator, tmp_path):
+    from raynas.tune.trial import make_trainable
+
+    run = run_tune(make_policy("random", evaluator.space, seed=6), evaluator,
+                   TuneSettings(num_trials=2), tmp_path, verbose=0)
+    analysis = tune.ExperimentAnalysis(str(tmp_path / "tune"))
+    assert len(analysis.trial_dataframes) == 2
+    grid = tune.Tuner.restore(str(tmp_path / "tune"),
+                              trainable=make_trainable(evaluator)).get_results()
+    assert sorted(r.config["arch"] for r in grid) == sorted(run.history["arch"].to_pylist())
+    assert all(r.checkpoint is not None for r in grid)

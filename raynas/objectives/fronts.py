@@ -101,6 +101,27 @@ def front_table(history: pa.Table, spec: FrontSpec) -> pa.Table:
     return fresh.filter(pa.array(non_dominated(points, spec.directions)))
 
 
+def mark_isomorphic(front: pa.Table) -> pa.Table:
+    """``front`` with, for NB201 cells, a ``cell_graph`` column (the cell's computation
+    graph, :meth:`~raynas.spaces.NB201Space.graph_key`) and ``isomorphic`` (another
+    member of the front has the same graph: the same network up to dead edges and the
+    order of its nodes, trained separately). Other spaces' fronts are returned as they
+    are."""
+    from raynas.errors import ArgumentError
+    from raynas.spaces import NB201Space
+
+    if front.num_rows == 0 or "arch" not in front.column_names:
+        return front
+    space = NB201Space()
+    try:
+        keys = [space.graph_key(space.from_str(a)) for a in front["arch"].to_pylist()]
+    except (ArgumentError, TypeError, ValueError):
+        return front
+    counts = {k: keys.count(k) for k in keys}
+    return (front.append_column("cell_graph", pa.array(keys, pa.string()))
+            .append_column("isomorphic", pa.array([counts[k] > 1 for k in keys], pa.bool_())))
+
+
 def front_hypervolume(history: pa.Table, spec: FrontSpec) -> float:
     """Hypervolume of the chosen front, scored on the report metrics."""
     front = front_table(history, spec)
@@ -144,7 +165,7 @@ def write_front_files(history: pa.Table, spec: FrontSpec, out_dir: Path,
     import pyarrow.parquet as pq
 
     table, plot = Path(out_dir) / "pareto.parquet", Path(out_dir) / "pareto.png"
-    pq.write_table(front_table(history, spec), table)
+    pq.write_table(mark_isomorphic(front_table(history, spec)), table)
     write_front_plot(history, spec, plot, true_front)
     return [table, plot]
 
@@ -158,22 +179,33 @@ def write_front_plot(history: pa.Table, spec: FrontSpec, path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from raynas.report.plots import label, staircase
+
     x_name, y_name = spec.report[1], spec.report[0]
+    x_mode = spec.select[1][1]
     fresh = _evaluated(history, spec)
-    front = front_table(history, spec)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    front = mark_isomorphic(front_table(history, spec))
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
     ax.scatter(fresh[x_name].to_numpy(), fresh[y_name].to_numpy(), s=8, alpha=0.35,
-               label="evaluated")
+               label=f"evaluated ({fresh.num_rows})")
     if front.num_rows:
-        order = np.argsort(front[x_name].to_numpy())
-        ax.plot(front[x_name].to_numpy()[order], front[y_name].to_numpy()[order], "o-",
-                color="C3", label="front (chosen on validation)")
+        staircase(ax, front[x_name].to_numpy(), front[y_name].to_numpy(), x_mode, color="C3",
+                  marker="o", markersize=4, label=f"front, chosen on validation "
+                                                  f"({front.num_rows})")
+        if "isomorphic" in front.column_names:
+            twins = np.asarray(front["isomorphic"].to_pylist(), dtype=bool)
+            if twins.any():
+                ax.scatter(front[x_name].to_numpy()[twins], front[y_name].to_numpy()[twins],
+                           s=60, facecolors="none", edgecolors="k",
+                           label="same cell graph as another front member")
     if true_front is not None:
-        ax.plot(true_front[:, 1], true_front[:, 0], "k--", linewidth=1, label="true front")
-    ax.set_xlabel(x_name)
-    ax.set_ylabel(y_name)
+        staircase(ax, true_front[:, 1], true_front[:, 0], x_mode, color="k", linestyle="--",
+                  linewidth=1, label="true front of the table")
+    ax.set_xlabel(label(x_name))
+    ax.set_ylabel(label(y_name))
+    ax.set_title(f"Pareto front: {label(y_name)} vs {label(x_name)}", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

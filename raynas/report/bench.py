@@ -216,6 +216,8 @@ def write_plot(curves: pa.Table, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from raynas.report.plots import band_legend
+
     datasets = list(dict.fromkeys(curves["dataset"].to_pylist()))
     policies = list(dict.fromkeys(curves["policy"].to_pylist()))
     clocked = "time" in curves.column_names and (pc.max(curves["time"]).as_py() or 0) > 0
@@ -243,11 +245,11 @@ def write_plot(curves: pa.Table, path: Path) -> None:
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=0.1)
         ax.set_ylim(bottom=0)
-        ax.set_title(dataset)
-        ax.set_xlabel("queries")
-        ax.set_ylabel("test regret (pp)")
+        ax.set_title(f"{dataset}: mean test regret of the incumbent", fontsize=10)
+        ax.set_xlabel("queries (evaluated architectures)")
+        ax.set_ylabel("test regret (percentage points)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        band_legend(ax, "±1 standard error over seeds", fontsize=8)
     if clocked:
         for ax, dataset in zip(axes[1], datasets):
             _time_panel(ax, curves, dataset, policies)
@@ -268,8 +270,8 @@ def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str]) -> None
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=0.1)
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{dataset}: regret vs simulated time")
-    ax.set_xlabel("simulated seconds")
-    ax.set_ylabel("test regret (pp)")
+    ax.set_title(f"{dataset}: mean test regret vs simulated time", fontsize=10)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("test regret (percentage points)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

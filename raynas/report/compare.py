@@ -114,37 +114,42 @@ def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from raynas.report.plots import label, staircase
+
     panels = 3 if fronts else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
-    for i, (label, run) in enumerate(zip(labels, runs)):
+    for i, (name, run) in enumerate(zip(labels, runs)):
         _, report = incumbent_curve(run.history, *metrics)
-        ax.plot(range(1, len(report) + 1), report, color=f"C{i}", label=label)
+        ax.plot(range(1, len(report) + 1), report, color=f"C{i}", label=name)
+
     ax.set_xlabel("evaluations")
-    ax.set_ylabel(f"incumbent {metrics[1]}")
+    ax.set_ylabel(f"incumbent's {label(metrics[1])}")
+    ax.set_title(f"incumbent (chosen on {label(metrics[0])})", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     if fronts:
         spec = runs[0].front
         x_name, y_name = spec.report[1], spec.report[0]
         ax_front, ax_volume = axes[0, 1], axes[0, 2]
-        for i, (label, run) in enumerate(zip(labels, runs)):
+        for i, (name, run) in enumerate(zip(labels, runs)):
             front = front_table(run.history, run.front)
             if front.num_rows:
-                order = np.argsort(front[x_name].to_numpy())
-                ax_front.plot(front[x_name].to_numpy()[order], front[y_name].to_numpy()[order],
-                              "o-", color=f"C{i}", markersize=4, label=label)
+                staircase(ax_front, front[x_name].to_numpy(), front[y_name].to_numpy(),
+                          spec.select[1][1], color=f"C{i}", marker="o", markersize=4,
+                          label=name)
             curve = hypervolume_curve(run.history, run.front)
-            ax_volume.plot(range(1, len(curve) + 1), curve, color=f"C{i}", label=label)
+            ax_volume.plot(range(1, len(curve) + 1), curve, color=f"C{i}", label=name)
         true_front = next((r.true_front for r in runs if r.true_front is not None), None)
         if true_front is not None:
-            ax_front.plot(true_front[:, 1], true_front[:, 0], "k--", linewidth=1,
-                          label="true front")
-        ax_front.set_xlabel(x_name)
-        ax_front.set_ylabel(y_name)
-        ax_front.set_title("fronts (chosen on validation)", fontsize=10)
+            staircase(ax_front, true_front[:, 1], true_front[:, 0], spec.select[1][1],
+                      color="k", linestyle="--", linewidth=1, label="true front")
+        ax_front.set_xlabel(label(x_name))
+        ax_front.set_ylabel(label(y_name))
+        ax_front.set_title("fronts (chosen on validation, scored on test)", fontsize=10)
         ax_volume.set_xlabel("evaluations")
-        ax_volume.set_ylabel("hypervolume")
+        ax_volume.set_ylabel(f"hypervolume ({', '.join(spec.report)})")
+        ax_volume.set_title("hypervolume of the front", fontsize=10)
         for ax in (ax_front, ax_volume):
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=8)

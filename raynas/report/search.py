@@ -110,22 +110,30 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from raynas.report.plots import label
+
     search, report = incumbent_curve(history, search_metric, report_metric, mode)
     panels = 2 if front is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
     x = range(1, len(search) + 1)
-    ax.plot(x, search, label=f"incumbent {search_metric}")
-    ax.plot(x, report, label=f"incumbent {report_metric}", linestyle="--")
+    ax.step(x, search, where="post", label=f"{label(search_metric)} (searched on)")
+    ax.step(x, report, where="post", linestyle="--", label=f"{label(report_metric)} (reported)")
     ax.set_xlabel("evaluations")
+    split, _, rest = label(search_metric).partition(" ")
+    same = split in ("validation", "test", "training") and label(report_metric).endswith(rest)
+    ax.set_ylabel(rest if same else label(search_metric))  # "accuracy (%)"
+    ax.set_title(f"the incumbent (best {label(search_metric)} so far)", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     if front is not None:
         curve = hypervolume_curve(history, front)
         ax = axes[0, 1]
-        ax.plot(range(1, len(curve) + 1), curve, color="C2")
+        ax.step(range(1, len(curve) + 1), curve, where="post", color="C2")
         ax.set_xlabel("evaluations")
         ax.set_ylabel("hypervolume (" + ", ".join(front.report) + ")")
+        ax.set_title("hypervolume of the front (chosen on validation, scored on test)",
+                     fontsize=10)
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

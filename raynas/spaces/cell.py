@@ -102,6 +102,40 @@ class NB201Space(SearchSpace):
         except ValueError as exc:
             raise ArgumentError(f"nb201: {exc} (in {text!r})") from None
 
+    def graph_key(self, arch: Arch) -> str:
+        """The cell's computation graph, the same for isomorphic cells: ``none`` edges
+        dropped, then every node that the input does not reach or that does not reach
+        the output (its edges compute nothing the output sees), and nodes 1 and 2
+        swapped when no edge joins them (the graph is then symmetric in them). A cell
+        whose output is always zero is ``"zero"``.
+
+        Example:
+            >>> space = NB201Space()
+            >>> a = space.from_str("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|skip_connect~1|none~2|")
+            >>> b = space.from_str("|none~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|none~0|none~1|skip_connect~2|")
+            >>> c = space.from_str("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|nor_conv_1x1~1|none~2|")
+            >>> space.graph_key(a) == space.graph_key(b) != space.graph_key(c)
+            True
+        """
+        arch = self.validate(arch)
+        edges = {(src, dst): self.ops[op] for (src, dst), op in zip(CELL_EDGES, arch)
+                 if self.ops[op] != "none"}
+        reached, reaching = {0}, {3}
+        for dst in (1, 2, 3):
+            if any((src, dst) in edges for src in reached):
+                reached.add(dst)
+        for src in (2, 1, 0):
+            if any((src, dst) in edges for dst in list(reaching)):
+                reaching.add(src)
+        live = reached & reaching
+        kept = sorted((s, d, op) for (s, d), op in edges.items() if s in live and d in live)
+        if 0 not in live:
+            return "zero"
+        if not any((s, d) == (1, 2) for s, d, _ in kept):
+            swap = {0: 0, 1: 2, 2: 1, 3: 3}
+            kept = min(kept, sorted((swap[s], swap[d], op) for s, d, op in kept))
+        return ";".join(f"{s}>{d}:{op}" for s, d, op in kept)
+
     def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:
         """The benchmark's network: 16-channel stem, 3 stages x 5 cells, residual reductions."""
         from raynas.spaces.networks import CellNetwork

@@ -6,15 +6,25 @@ linear layers (biases, batch norms, activations and pooling are not counted).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from raynas.errors import ArgumentError
+
+logger = logging.getLogger(__name__)
+CACHE_ENV = "RAYNAS_CACHE_DIR"
+COST_CACHE_VERSION = 1  # bump when network building or FLOP counting changes
+_COSTS: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # this process's cost models
 
 
 @dataclass(frozen=True)
@@ -118,6 +128,14 @@ class LinearCostModel:
     ``base + encode(arch) @ deltas``. It checks this additivity on ``check``
     random architectures at construction and raises ``ValueError`` if it fails.
 
+    The 28 builds of an NB201 model take seconds (more on a busy machine), so the
+    model of a raynas space is cached per (space, its options, classes, input size,
+    channels): in the process, and as numbers in a JSON file under
+    ``$RAYNAS_CACHE_DIR`` (default ``~/.cache/raynas``)``/costs/``. A file that does not
+    parse or has the wrong shape is recomputed and rewritten; a cache that cannot be
+    written is skipped. User spaces (:class:`~raynas.spaces.CustomSpace`) are never
+    cached: their networks are the user's code, which may change between runs.
+
     Example:
         >>> from raynas.spaces import NB201Space
         >>> model = LinearCostModel(NB201Space(), num_classes=10, input_size=32)
@@ -131,6 +149,21 @@ class LinearCostModel:
     ) -> None:
         self.space = space
         shape = dict(num_classes=num_classes, input_size=input_size, in_channels=in_channels)
+        key = _cost_key(space, shape)
+        cached = _COSTS.get(key) if key else None
+        if cached is None and key:
+            cached = _read_costs(key, space.encoding_size)
+        if cached is not None:
+            self._base, self._deltas = cached
+            _COSTS[key] = cached
+            return
+        self._fit(space, shape, check, seed)
+        if key:
+            _COSTS[key] = (self._base, self._deltas)
+            _write_costs(key, self._base, self._deltas)
+
+    def _fit(self, space, shape: dict[str, int], check: int, seed: int) -> None:
+        """Build the all-first-op network and one per (decision, choice); check additivity."""
         base_arch = (0,) * len(space.decisions)
         base = space.cost(base_arch, **shape)
         deltas = np.zeros((space.encoding_size, 2))
@@ -180,3 +213,52 @@ class LinearCostModel:
             total += max(0.0, self._deltas[offset : offset + k, column].max())
             offset += k
         return float(total)
+
+
+def _cost_key(space, shape: dict[str, int]) -> str | None:
+    """The cache key of a raynas space's cost model, or ``None`` (not cacheable)."""
+    if not type(space).__module__.startswith("raynas.spaces.") or type(space).__name__ == "CustomSpace":
+        return None
+    from raynas import __version__
+
+    options = {k: v for k, v in sorted(vars(space).items())
+               if isinstance(v, (int, float, str, bool)) and not k.startswith("_")}
+    text = json.dumps([COST_CACHE_VERSION, __version__, type(space).__qualname__,
+                       space.describe(), options, shape], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _cache_file(key: str) -> Path:
+    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "raynas"
+    return Path(root).expanduser() / "costs" / f"{key}.json"
+
+
+def _read_costs(key: str, encoding_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cached model's ``(base, deltas)``, or ``None`` if absent or unusable (JSON
+    numbers only: nothing in the cache is executed)."""
+    path = _cache_file(key)
+    try:
+        data = json.loads(path.read_text())
+        base = np.asarray(data["base"], dtype=np.float64)
+        deltas = np.asarray(data["deltas"], dtype=np.float64)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning("cost cache %s is unreadable; recomputing it", path)
+        return None
+    if base.shape != (2,) or deltas.shape != (encoding_size, 2) or not (
+            np.isfinite(base).all() and np.isfinite(deltas).all()):
+        logger.warning("cost cache %s does not fit the space; recomputing it", path)
+        return None
+    return base, deltas
+
+
+def _write_costs(key: str, base: np.ndarray, deltas: np.ndarray) -> None:
+    from raynas.files import write_text
+
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps({"base": base.tolist(), "deltas": deltas.tolist()}))
+    except OSError as exc:
+        logger.debug("cost cache %s not written: %s", path, exc)

@@ -92,12 +92,19 @@ class BenchmarkTable:
 
     # --------------------------------------------------------------- loading
     @classmethod
-    def load(cls, path: str | Path, space: SearchSpace | str = "nb201") -> BenchmarkTable:
-        """Read a ``.parquet`` or ``.csv`` file and validate it against ``space``."""
+    def load(cls, path: str | Path | None = None,
+             space: SearchSpace | str = "nb201") -> BenchmarkTable:
+        """Read a ``.parquet`` or ``.csv`` file and validate it against ``space``;
+        ``path=None``: :func:`raynas.tables.default_table` (the NAS-Bench-201 table
+        shipped with raynas, or ``$RAYNAS_NB201_TABLE``)."""
         import pyarrow as pa
 
         from raynas.spaces import get_space
 
+        if path is None:
+            from raynas.tables import default_table
+
+            path = default_table()
         if isinstance(space, str):
             space = get_space(space)
         path = Path(path).expanduser()

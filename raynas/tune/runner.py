@@ -435,6 +435,7 @@ def run_tune(
     resume: bool = False,
     trust_folder: bool = False,
     on_start: Callable[[], None] | None = None,
+    progress: bool = False,
 ) -> SearchResult:
     """Train ``settings.num_trials`` architectures proposed by ``policy`` as Tune trials.
 
@@ -456,7 +457,9 @@ def run_tune(
     ``search`` is a :class:`TuneSearch`, ``on_step`` gets each row as a trial finishes.
     ``tune_callbacks`` are extra ``ray.tune.Callback`` s (what only Tune sees: epochs,
     checkpoints); with ``trial_tracking`` (or a function returning it, called once
-    the callbacks have started) every trial logs its own MLflow child run.
+    the callbacks have started) every trial logs its own MLflow child run. ``verbose``
+    is Tune's (1: its live trial table); ``progress`` adds raynas's console (a line per
+    finished trial and, with ``verbose=0``, a progress bar with an ETA).
 
     Returns:
         The same :class:`~raynas.search.SearchResult` as an in-process search, with
@@ -492,6 +495,10 @@ def run_tune(
     # Checkpointing every epoch of short trials trips Tune's snapshot-frequency warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     view = TuneSearch(policy, evaluator, settings.num_trials, out_dir, resumed=bool(restore))
+    if progress:
+        from raynas.search.callbacks import ProgressBar
+
+        callbacks = [*callbacks, ProgressBar(bar=not verbose)]
     for cb in callbacks:
         cb.on_search_start(view)
     try:

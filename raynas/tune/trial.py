@@ -386,7 +386,7 @@ def trial_run_name(arch: str, trial_id: str) -> str:
     return f"{arch} ({trial_id})" if arch else f"trial_{trial_id}"
 
 
-FLUSH_SECONDS = 10.0
+FLUSH_SECONDS = 30.0  # a driver-side flush blocks Tune's loop for one MLflow transaction
 CONSTANTS = ("params", "flops", "latency_ms")  # the same at every epoch: params, once
 _TRIAL_METRICS = frozenset({
     "epoch", "train_loss", "valid_acc", "test_acc", "train_seconds", "compute_seconds",
