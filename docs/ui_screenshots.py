@@ -5,8 +5,11 @@ Runs a 60-query table search (NB201, random, a front) and a 3-trial training sea
 digits into one SQLite store, serves it with a real ``mlflow server``, and has headless
 Chromium render (``--dump-dom``, JavaScript run) and photograph:
 
-* the experiment page: it must open as a machine-learning experiment (its runs table
-  with the searches' run names), not MLflow 3's GenAI traces page;
+* the experiment page at the link raynas prints (``...?workflowType=machine_learning``):
+  it must open on its runs table with the searches' run names. (MLflow 3.17's UI opens
+  every experiment in its GenAI view, a traces page, unless the URL or its "Model
+  training" switch asks otherwise; the ``mlflow.experimentKind`` tag raynas sets is what
+  versions without that switch read. ``genai.png`` shows the plain link.)
 * each search's parent run: its name ``<policy> on <space> (<folder>)``, the
   ``raynas.best_arch`` tag, ``best/*`` metrics, the summary and front artifacts;
 * a training search's child run: named after its architecture, per-epoch metrics.
@@ -15,8 +18,9 @@ Usage (needs ``chromium``: ``apt-get install chromium``; about 2 minutes on 2 CP
 
     python docs/ui_screenshots.py --out /tmp/ui
 
-It prints each check and writes ``experiments.png``, ``runs.png``, ``table-run.png``,
-``training-run.png`` and ``child-run.png`` into ``--out``; it exits 1 when a check fails.
+It prints each check and writes ``experiments.png``, ``genai.png``, ``runs.png``,
+``table-run.png``, ``training-run.png`` and ``child-run.png`` into ``--out``; it exits 1
+when a check fails.
 """
 
 from __future__ import annotations
@@ -124,17 +128,20 @@ def main() -> int:
         check(experiment.tags.get("mlflow.experimentKind") == "custom_model_development",
               "the experiment is marked as model training (mlflow.experimentKind)")
 
-        _chromium(browser, f"{uri}/#/experiments", out / "experiments.png")
-        page = _chromium(browser, f"{uri}/#/experiments/{experiment.experiment_id}",
+        from raynas.driver import ML_VIEW
+
+        _chromium(browser, f"{uri}/#/experiments{ML_VIEW}", out / "experiments.png")
+        _chromium(browser, f"{uri}/#/experiments/{experiment.experiment_id}", out / "genai.png")
+        page = _chromium(browser, f"{uri}/#/experiments/{experiment.experiment_id}{ML_VIEW}",
                          out / "runs.png")
         check(table_run.info.run_name in page and training_run.info.run_name in page,
-              f"the experiment page lists the runs {table_run.info.run_name!r} and "
+              f"the experiment opens on its runs, listing {table_run.info.run_name!r} and "
               f"{training_run.info.run_name!r}")
-        check("Traces" not in page.split("Runs")[0] if "Runs" in page else False,
-              "the experiment opens on its runs, not on the GenAI traces page")
+        check("Model training" in page and ">Runs<" in page.replace(" ", ""),
+              "it is MLflow's machine-learning view (Runs), not the GenAI traces page")
         for name, run in (("table-run.png", table_run), ("training-run.png", training_run)):
             page = _chromium(browser, f"{uri}/#/experiments/{experiment.experiment_id}/runs/"
-                             f"{run.info.run_id}", out / name)
+                             f"{run.info.run_id}{ML_VIEW}", out / name)
             check(run.data.tags["raynas.best_arch"] in page,
                   f"{run.info.run_name}: the page shows the best architecture (tag)")
             check("best/test_acc" in page, f"{run.info.run_name}: best/test_acc is a metric")
@@ -142,7 +149,7 @@ def main() -> int:
         check({"summary.md", "pareto.parquet", "pareto.png"} <= artifacts,
               f"the table search logged summary.md and its front ({sorted(artifacts)})")
         page = _chromium(browser, f"{uri}/#/experiments/{experiment.experiment_id}/runs/"
-                         f"{child.info.run_id}", out / "child-run.png")
+                         f"{child.info.run_id}{ML_VIEW}", out / "child-run.png")
         check(child.data.params["arch"] in child.info.run_name and child.info.run_name in page,
               f"the child run is named after its architecture ({child.info.run_name!r})")
         check(len(client.get_metric_history(child.info.run_id, "valid_acc")) == 2,

@@ -88,6 +88,9 @@ def _policy_kwargs(text: str | None) -> dict:
     return value
 
 
+TRAINING_DATASETS = ("digits", "cifar10", "cifar100")  # raynas.data.DATASETS, without torch
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                      argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option; descriptions keep their line breaks."""
@@ -100,12 +103,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
 
 def _names() -> dict[str, str]:
     """The registered names a user can pick, for ``--help``."""
-    from raynas.data import DATASETS
     from raynas.policies import POLICIES
     from raynas.spaces import SPACES
 
     return {"policies": ", ".join(POLICIES), "spaces": ", ".join(SPACES),
-            "datasets": ", ".join(DATASETS)}
+            "datasets": ", ".join(TRAINING_DATASETS)}
 
 
 DESCRIPTION = """Ray-based distributed neural architecture search, framed as reinforcement learning.

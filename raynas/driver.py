@@ -401,20 +401,40 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
             metrics=extra, model_dir=model_dir, registered_name=name,
             model_description=description, model_tags=tags)
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
-                         failure_reason(result.history), browse_commands(config, out_dir))
+                         failure_reason(result.history),
+                         browse_commands(config, out_dir, _experiment_id(job.tracker)))
 
 
-def browse_commands(config: cfg.SearchConfig, out_dir: Path) -> list[str]:
-    """How to look at a search's results: MLflow's UI on its store and, for a training
-    search, TensorBoard on Tune's experiment (where Tune wrote it, not Ray's temporary
-    folder that Tune's own hint names)."""
+def _experiment_id(tracker) -> str | None:
+    try:
+        return None if tracker is None else tracker.mlflow._experiment_id
+    except AttributeError:
+        return None
+
+
+ML_VIEW = "?workflowType=machine_learning"
+"""MLflow 3's UI opens experiments in its GenAI view (a traces page) unless the URL asks
+for the machine-learning one (the "Model training" switch, which it then remembers)."""
+
+
+def browse_commands(config: cfg.SearchConfig, out_dir: Path,
+                    experiment_id: str | None = None) -> list[str]:
+    """How to look at a search's results: MLflow's UI on its store, at the experiment's
+    runs (:data:`ML_VIEW`), and, for a training search, TensorBoard on Tune's experiment
+    (where Tune wrote it, not Ray's temporary folder that Tune's own hint names)."""
     from raynas.tracking import default_uri, redact
 
     commands = []
     if config.tracking.mlflow:
         uri = config.tracking.uri or default_uri(out_dir)
-        commands.append(f"mlflow ui --backend-store-uri {uri}" if uri.startswith("sqlite:")
-                        else f"MLflow: {redact(uri)} (experiment {config.tracking.experiment})")
+        page = f"/#/experiments/{experiment_id}{ML_VIEW}" if experiment_id else f"/{ML_VIEW}"
+        if uri.startswith("sqlite:"):
+            commands.append(f"mlflow ui --backend-store-uri {uri}   # then open "
+                            f"http://127.0.0.1:5000{page}")
+        elif uri.startswith(("http://", "https://")):
+            commands.append(f"MLflow: {redact(uri).rstrip('/')}{page}")
+        else:
+            commands.append(f"MLflow: {redact(uri)} (experiment {config.tracking.experiment})")
     if config.evaluator.kind == "training":
         from raynas.tune.runner import EXPERIMENT, tune_storage
 

@@ -37,3 +37,14 @@ def write_atomically(path: str | Path, write: Callable[[Path], object]) -> None:
 def write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (see :func:`write_atomically`)."""
     write_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+CACHE_ENV = "RAYNAS_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """raynas's cache of derived data (numbers and empty stores, never code):
+    ``$RAYNAS_CACHE_DIR``, else ``~/.cache/raynas``."""
+    import os
+
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "raynas").expanduser()

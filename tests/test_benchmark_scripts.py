@@ -29,6 +29,7 @@ TINY = {
                         "--device", "cpu"],
     "tracking_overhead.py": ["--queries", "50", "--repeats", "1", "--trials", "2"],
     "tune_overhead.py": ["--trials", "2", "--lengths", "0.5", "--out", "{out}"],
+    "setup_cost.py": ["--repeats", "1", "--budget", "10"],
     "scaling.py": ["--nodes", "1,2", "--seeds", "2", "--budget", "10", "--noop-tasks", "20",
                    "--trials", "2", "--epochs", "1", "--out", "{out}"],
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -499,7 +500,14 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
     front = "front: {objectives: {valid_acc: max, params: min}}\n"
     config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING + front)
     out = tmp_path / "run"
-    _raynas("search", config, "--out", str(out), "--quiet")
+    proc = _raynas("search", config, "--out", str(out))  # the default console
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 3 and all(re.match(r"\[\d/3\]  \|.*\|  valid_acc \S+  test_acc ", line)
+                                   for line in lines), proc.stdout
+    assert any(line.endswith("<- new best") for line in lines)
+    assert "╭" not in proc.stdout + proc.stderr and "Trial status" not in proc.stdout
+    assert f"tensorboard --logdir {out.resolve()}/tune" in proc.stdout
+    assert "3/3" in proc.stderr  # the progress bar
     client = mlflow.MlflowClient(default_uri(out))
     experiment = client.get_experiment_by_name("raynas")
     runs = client.search_runs([experiment.experiment_id])

@@ -26,10 +26,12 @@ def _raynas(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 
 
 def test_help_lists_the_registered_names_and_the_defaults():
+    from raynas.cli import TRAINING_DATASETS
     from raynas.data import DATASETS
     from raynas.policies import POLICIES
     from raynas.spaces import SPACES
 
+    assert TRAINING_DATASETS == DATASETS  # the help lists them without importing torch
     top = _raynas("--help").stdout
     for name in [*POLICIES, *SPACES, *DATASETS, "search", "bench", "report", "meta-train"]:
         assert name in top, name
@@ -83,6 +85,9 @@ def test_a_table_search_prints_a_line_per_new_best_and_a_progress_bar(tmp_path):
     assert "60/60" in proc.stderr and "arch/s" in proc.stderr  # tqdm's bar (with its rate)
     assert "evaluated 60 architectures" in proc.stdout
     assert f"mlflow ui --backend-store-uri sqlite:///{out.resolve()}/mlflow.db" in proc.stdout
+    # MLflow 3's UI opens experiments in its GenAI view unless the link asks for runs
+    assert re.search(r"http://127\.0\.0\.1:5000/#/experiments/\d+\?workflowType=machine_learning",
+                     proc.stdout)
     quiet = _raynas("search", str(example), "--policy", "random", "--budget", "60", "--out",
                     str(tmp_path / "quiet"), "--quiet")
     assert not [line for line in quiet.stdout.splitlines() if line.startswith("[")]

@@ -9,20 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch import nn
 
 from raynas.errors import ArgumentError
 
+if TYPE_CHECKING:  # torch is imported where networks are built: a cached model needs none
+    import torch
+    from torch import nn
+
 logger = logging.getLogger(__name__)
-CACHE_ENV = "RAYNAS_CACHE_DIR"
 COST_CACHE_VERSION = 1  # bump when network building or FLOP counting changes
 _COSTS: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # this process's cost models
 
@@ -57,6 +58,9 @@ def count_params(model: nn.Module) -> int:
 
 def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of conv and linear layers for one input of ``input_shape`` (C, H, W)."""
+    import torch
+    from torch import nn
+
     total = 0
 
     def conv_hook(module: nn.Conv2d, _inputs, output: torch.Tensor) -> None:
@@ -90,6 +94,8 @@ def measure_latency(
     model: nn.Module, input_shape: tuple[int, ...], repeats: int = 20, warmup: int = 3
 ) -> float:
     """Median forward latency in ms of one input on the model's device."""
+    import torch
+
     device = next(model.parameters(), torch.zeros(())).device
     x = torch.zeros(1, *input_shape, device=device)
     was_training = model.training
@@ -229,8 +235,9 @@ def _cost_key(space, shape: dict[str, int]) -> str | None:
 
 
 def _cache_file(key: str) -> Path:
-    root = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "raynas"
-    return Path(root).expanduser() / "costs" / f"{key}.json"
+    from raynas.files import cache_dir
+
+    return cache_dir() / "costs" / f"{key}.json"
 
 
 def _read_costs(key: str, encoding_size: int) -> tuple[np.ndarray, np.ndarray] | None:

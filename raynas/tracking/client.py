@@ -63,6 +63,38 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def seed_sqlite_store(path: Path) -> None:
+    """Start a new SQLite tracking store as a copy of an empty, migrated one.
+
+    MLflow creates a new SQLite store by running its schema migrations, about 3.5 s,
+    longer than a whole table search. The first new store of an MLflow version is
+    created that way once, as ``<cache>/mlflow/empty-<version>.db`` (see
+    :func:`raynas.files.cache_dir`); later new stores copy it (milliseconds). An existing
+    store, or one that cannot be seeded, is left to MLflow as usual.
+    """
+    import shutil
+
+    import mlflow
+
+    from raynas.files import cache_dir
+
+    if not path.is_absolute() or path.exists():
+        return
+    template = cache_dir() / "mlflow" / f"empty-{mlflow.__version__}.db"
+    try:
+        if not template.is_file():
+            template.parent.mkdir(parents=True, exist_ok=True)
+            fresh = template.with_name(f"{template.stem}.{os.getpid()}.tmp.db")
+            mlflow.MlflowClient(tracking_uri=f"sqlite:///{fresh}").search_experiments()
+            os.replace(fresh, template)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        copy = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        shutil.copyfile(template, copy)
+        os.replace(copy, path)
+    except Exception as exc:  # noqa: BLE001 - MLflow creates the store itself then
+        logger.debug("could not seed %s from %s: %s", path, template, exc)
+
+
 class MlflowLogger:
     """A tree of MLflow runs in one experiment, with a warn-once local fallback.
 
@@ -129,6 +161,8 @@ class MlflowLogger:
             # A server that dies mid-search should cost seconds per call, not minutes.
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
             os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        if self.tracking_uri.startswith("sqlite:///"):
+            seed_sqlite_store(Path(self.tracking_uri.removeprefix("sqlite:///")))
         self._client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
         experiment = self._client.get_experiment_by_name(self.experiment)
         if experiment is not None:

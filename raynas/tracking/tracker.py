@@ -253,18 +253,20 @@ class MlflowTracker(Callback):
         history = self.out_dir / "history.parquet"
         if search.out_dir != self.out_dir or not history.exists():
             search.history.save(history)
-        plot = self.out_dir / "progress.png"
-        table = search.history.to_arrow()
-        write_progress_plot(table, search.evaluator.search_metric,
-                            search.evaluator.report_metric, plot, self.front,
-                            search.policy.objective.mode)
         if search.incumbent is not None:  # the best architecture, readable in the run list
             arch, value = search.incumbent
             self.mlflow.set_tags(self.run_id, {
                 BEST_ARCH_TAG: arch, f"raynas.best_{search.evaluator.search_metric}": f"{value:g}"})
-        artifacts = [history, plot]
-        if self.front is not None:
-            artifacts += write_front_files(table, self.front, self.out_dir, self.true_front)
+        artifacts = [history]
+        if self.end_with_search or not search.completed:  # else finish() logs the report
+            plot = self.out_dir / "progress.png"
+            table = search.history.to_arrow()
+            write_progress_plot(table, search.evaluator.search_metric,
+                                search.evaluator.report_metric, plot, self.front,
+                                search.policy.objective.mode)
+            artifacts.append(plot)
+            if self.front is not None:
+                artifacts += write_front_files(table, self.front, self.out_dir, self.true_front)
         for path in artifacts:
             self.mlflow.log_artifact(self.run_id, path)
         if not search.completed:  # interrupted (or failed): KILLED until a resume continues
