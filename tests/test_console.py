@@ -109,6 +109,8 @@ def test_console_lines_say_what_happened_to_each_architecture():
     failed = {"query": 4, "arch": "|c~0|", "status": "failed", "error": "CUDA out of memory\n...",
               "cost": 0.0}
     assert "FAILED: CUDA out of memory" in bar.format_row(failed, "valid_acc", None, False)
+    silent = {**failed, "error": ""}
+    assert "FAILED: no error message" in bar.format_row(silent, "valid_acc", None, False)
     with pytest.raises(ValueError, match="lines"):
         ProgressBar(lines="some")
 

@@ -51,9 +51,9 @@ class ProgressBar(Callback):
         description: The bar's label.
         lines: ``"all"``: a line per evaluated architecture (its arch string, metrics,
             seconds and the best so far); ``"best"``: a line only when it is a new best;
-            ``"none"``: the bar alone (a stopped or failed evaluation is never a new
-            best); ``"auto"`` (default): ``"best"`` for table
-            lookups (hundreds of architectures a second), else ``"all"``.
+            ``"none"``: the bar alone; ``"auto"`` (default): ``"best"`` for table lookups
+            (hundreds of architectures a second), else ``"all"``. A stopped or failed
+            evaluation is never a new best.
         bar: Show the bar (off when another display owns the terminal, e.g. Tune's
             trial table).
         file: Where the lines go (default: standard output; the bar is on standard
@@ -117,7 +117,8 @@ class ProgressBar(Callback):
         parts = [where, row.get("arch", "")]
         status = row.get("status")
         if status == "failed":
-            parts.append(f"FAILED: {(row.get('error') or '').splitlines()[0][:120]}")
+            first = ((row.get("error") or "").strip().splitlines() or ["no error message"])[0]
+            parts.append(f"FAILED: {first[:120]}")
         else:
             shown = [metric, *(m for m in self.LINE_METRICS if m != metric)]
             parts += [_metric_text(m, row[m]) for m in shown if row.get(m) is not None]
