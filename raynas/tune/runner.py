@@ -517,7 +517,7 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
     from ray.tune.schedulers import ASHAScheduler
 
     from raynas.tune import trust
-    from raynas.tune.trial import QuietTuneOutput, make_trainable
+    from raynas.tune.trial import make_trainable
 
     objective = policy.objective
     if callable(trial_tracking):
@@ -559,8 +559,7 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
             ),
             run_config=tune.RunConfig(
                 name=EXPERIMENT, storage_path=storage, verbose=verbose,
-                callbacks=[*([QuietTuneOutput()] if not verbose else []), *tune_callbacks,
-                           trust.TuneSigner(searcher, out_dir)],
+                callbacks=[*tune_callbacks, trust.TuneSigner(searcher, out_dir)],
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=settings.keep_checkpoints),
             ),

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback as TuneCallback
-from ray.tune.experimental.output import AirVerbosity, TuneTerminalReporter
 
 from raynas.errors import ArgumentError
 from raynas.files import write_text
@@ -393,22 +392,3 @@ _TRIAL_METRICS = frozenset({
     "epoch", "train_loss", "valid_acc", "test_acc", "train_seconds", "compute_seconds",
 })
 
-
-class QuietTuneOutput(TuneTerminalReporter):
-    """Tune's console at ``verbose=0`` made silent.
-
-    Tune 2.60 prints its "Configuration for experiment" box, the results folder and a
-    TensorBoard hint that names Ray's temporary session folder whatever the verbosity,
-    and a final trial table (it forces one). raynas prints its own console (a line per
-    trial, a progress bar, the right ``tensorboard --logdir <out>/tune``); given first
-    among the run's callbacks, this reporter is the one Tune asks to print.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(AirVerbosity.SILENT)
-
-    def experiment_started(self, *args, **kwargs) -> None:
-        pass
-
-    def print_heartbeat(self, trials, *args, force: bool = False) -> None:
-        pass
