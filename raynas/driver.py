@@ -402,14 +402,8 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
             model_description=description, model_tags=tags)
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
                          failure_reason(result.history),
-                         browse_commands(config, out_dir, _experiment_id(job.tracker)))
-
-
-def _experiment_id(tracker) -> str | None:
-    try:
-        return None if tracker is None else tracker.mlflow._experiment_id
-    except AttributeError:
-        return None
+                         browse_commands(config, out_dir,
+                                         job.tracker.mlflow.experiment_id if job.tracker else None))
 
 
 ML_VIEW = "?workflowType=machine_learning"
@@ -438,8 +432,7 @@ def browse_commands(config: cfg.SearchConfig, out_dir: Path,
     if config.evaluator.kind == "training":
         from raynas.tune.runner import EXPERIMENT, tune_storage
 
-        storage = (tune_storage(out_dir, build_tune_settings(config))
-                   if config.resources.storage_path else str(out_dir))
+        storage = tune_storage(out_dir, build_tune_settings(config))
         commands.append(f"tensorboard --logdir {storage}/{EXPERIMENT}")
     return commands
 

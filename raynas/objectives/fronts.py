@@ -117,7 +117,9 @@ def mark_isomorphic(front: pa.Table) -> pa.Table:
         keys = [space.graph_key(space.from_str(a)) for a in front["arch"].to_pylist()]
     except (ArgumentError, TypeError, ValueError):
         return front
-    counts = {k: keys.count(k) for k in keys}
+    from collections import Counter
+
+    counts = Counter(keys)
     return (front.append_column("cell_graph", pa.array(keys, pa.string()))
             .append_column("isomorphic", pa.array([counts[k] > 1 for k in keys], pa.bool_())))
 

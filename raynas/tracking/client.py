@@ -178,6 +178,11 @@ class MlflowLogger:
             self.experiment, location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
     @property
+    def experiment_id(self) -> str | None:
+        """The experiment's id once connected (``None`` before, or when MLflow failed)."""
+        return self._experiment_id
+
+    @property
     def client(self):
         """The MLflow client, connected (and the experiment created) on first use."""
         if self._client is None:
