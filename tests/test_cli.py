@@ -229,7 +229,13 @@ budget: 150
     summary = (out / "summary.md").read_text()
     share = float(summary.split("true front's hypervolume (128.451): ")[1].split()[0])
     assert 0.9 < share <= 1.0  # the front of the table's accuracy vs size, nearly recovered
-    assert pq.read_table(out / "pareto.parquet").num_rows >= 5
+    front = pq.read_table(out / "pareto.parquet").to_pylist()
+    # a spread of sizes, not one point (Optuna 5.1's NSGA-II finds 4 of the 17-point true
+    # front at this budget, npg 18: the count follows the peer's version, not raynas)
+    assert len(front) >= 4 and f"architectures on the front: {len(front)}" in summary
+    points = {(a["valid_acc"], a["params"]) for a in front}
+    assert not any(a[0] >= b[0] and a[1] <= b[1] and a != b for a in points for b in points), \
+        "the front holds a dominated architecture"
 
 
 def test_npg_on_a_fine_tuned_supernet_writes_its_front_and_resumes(tmp_path):
