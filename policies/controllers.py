@@ -74,7 +74,7 @@ class Controller(nn.Module):
             cdf = np.cumsum(p, axis=1)
             u = rng.random(m)[:, None] * cdf[:, -1:]
             archs[:, d] = torch.as_tensor(np.minimum((cdf < u).sum(axis=1), p.shape[1] - 1))
-        return [tuple(int(a) for a in row) for row in archs]
+        return list(map(tuple, archs.tolist()))
 
     @torch.no_grad()
     def greedy(self, tau: float = 1.0) -> tuple[tuple[int, ...], list[np.ndarray]]:
@@ -165,6 +165,22 @@ class MLPController(Controller):
 
     def logits(self, archs: torch.Tensor, d: int) -> torch.Tensor:
         return self._head(self._onehots(archs), d)
+
+    @torch.no_grad()
+    def sample_many(self, rng: np.random.Generator, tau: float, m: int) -> list[tuple[int, ...]]:
+        """As :meth:`Controller.sample_many`, the same draws bit for bit, with the one-hots
+        grown decision by decision instead of rebuilt for each (decision ``d``'s head
+        reads only the choices before it)."""
+        archs = np.zeros((m, len(self.num_choices)), dtype=np.int64)
+        onehots = torch.zeros(m, int(self.offsets[-1]))
+        rows = torch.arange(m)
+        for d in range(len(self.num_choices)):
+            p = torch.softmax(self._head(onehots, d).double() / tau, dim=-1).numpy()
+            cdf = np.cumsum(p, axis=1)
+            u = rng.random(m)[:, None] * cdf[:, -1:]
+            archs[:, d] = np.minimum((cdf < u).sum(axis=1), p.shape[1] - 1)
+            onehots[rows, torch.as_tensor(archs[:, d]) + int(self.offsets[d])] = 1.0
+        return list(map(tuple, archs.tolist()))
 
     def _onehots(self, archs: torch.Tensor) -> torch.Tensor:
         """Every decision's choice of each row, one-hot: ``(n, sum(num_choices))``."""

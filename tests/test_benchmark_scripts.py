@@ -25,6 +25,7 @@ TINY = {
                       "--out", "{out}"],
     "catch_transfer.py": ["--seeds", "2", "--budget", "10", "--meta-iterations", "2",
                           "--meta-queries", "5", "--out", "{out}"],
+    "catch_meta_speed.py": ["--iterations", "3", "--queries", "5"],
     "manas_memory.py": ["--channels", "4", "--layers", "3", "--batch", "4", "--steps", "1",
                         "--device", "cpu"],
     "tracking_overhead.py": ["--queries", "50", "--repeats", "1", "--trials", "2"],

@@ -124,6 +124,42 @@ def test_a_converged_controller_is_topped_up_with_the_incumbents_neighbours():
         CATCH(space, fill="mutations")
 
 
+def test_mlp_sampler_draws_what_the_generic_sampler_draws_bit_for_bit():
+    """MLPController.sample_many grows its one-hots decision by decision (the fix of
+    meta-training's slowdown); its draws equal the generic per-decision rebuild's, from
+    the same generator, for a trained-looking controller with a context z."""
+    from raynas.policies.controllers import Controller, MLPController
+
+    torch.manual_seed(3)
+    controller = MLPController([5, 5, 5, 5, 5, 5], context_dim=4)
+    with torch.no_grad():
+        for head in controller.heads:
+            head.weight.normal_()
+            head.bias.normal_()
+    controller.context = torch.randn(4)
+    fast = controller.sample_many(np.random.default_rng(7), 1.0, 300)
+    generic = Controller.sample_many(controller, np.random.default_rng(7), 1.0, 300)
+    assert fast == generic and len(set(fast)) > 10
+    assert all(type(c) is int for arch in fast for c in arch)
+
+
+def test_a_converged_controller_proposes_distinct_unevaluated_not_running_archs():
+    """Once the controller always draws evaluated architectures, propose still returns
+    ``candidates`` distinct architectures, none evaluated, none being evaluated."""
+    space = _grid_space()
+    policy = CATCH(space, seed=0, candidates=12)
+    with torch.no_grad():
+        for head in policy.agent.controller.heads:
+            head.bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0]))
+    best = (0, 0, 0, 0, 0)
+    running = space.neighbors(best)[:3]
+    policy.tell([best], [Result({"valid_acc": 90.0})])
+    policy.in_flight = frozenset(running)
+    candidates = policy.propose(4)
+    assert len(candidates) == 12 == len(set(candidates))
+    assert not set(candidates) & ({best} | set(running))
+
+
 # Tasks share structure, as NB201's datasets do: the optimum's first four choices are
 # common, the last differs; the target task's lies between the meta-training tasks'.
 OPTIMA = {"a": (3, 1, 0, 2, 0), "b": (3, 1, 0, 2, 2), "c": (3, 1, 0, 2, 1)}

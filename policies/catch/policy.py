@@ -241,33 +241,39 @@ class CATCH(Policy):
         """Up to ``candidates`` distinct, not yet evaluated architectures from the
         controller (at its current z), topped up by ``fill`` when the controller keeps
         drawing evaluated ones; at least ``n`` (random ones last)."""
+        # The controller's draws are valid by construction (no per-draw validation), and
+        # ``taken`` is a set: once the controller has converged, most draws repeat
+        # evaluated architectures, every ask runs all four rounds and the neighbour fill,
+        # and that per-draw Python work was what grew meta-training's iterations.
         candidates: list[Arch] = []
+        taken = self.seen | self.in_flight
         m = self.options["candidates"]
         for _ in range(4):  # rounds of m draws; evaluated ones and repeats are skipped
             for arch in self.agent.controller.sample_many(self.rng, 1.0, m):
-                arch = self.space.validate(arch)
-                if (arch not in self.seen and arch not in self.in_flight and arch not in candidates
-                        and len(candidates) < m):
+                if arch not in taken and len(candidates) < m:
                     candidates.append(arch)
+                    taken.add(arch)
             if len(candidates) >= m:
                 break
         if self.options["fill"] == "neighbors" and len(candidates) < m:
             for arch, _, _ in sorted(self.context, key=lambda c: -c[1]):
                 for other in self.space.neighbors(arch):
-                    if other not in self.seen and other not in self.in_flight and (
-                            other not in candidates):
+                    if other not in taken:
                         candidates.append(other)
+                        taken.add(other)
                 if len(candidates) >= m:
                     break
             candidates = candidates[:m]
         exhausted = len(self.seen) >= self.space.size
+        chosen = set(candidates)
         for _ in range(100 * n):
             if len(candidates) >= n:
                 break
             arch = self.space.sample(self.rng)
-            if arch not in candidates and arch not in self.in_flight and (
+            if arch not in chosen and arch not in self.in_flight and (
                     exhausted or arch not in self.seen):
                 candidates.append(arch)
+                chosen.add(arch)
         while len(candidates) < n:  # a space smaller than the batch: repeats are allowed
             candidates.append(self.space.sample(self.rng))
         return candidates
