@@ -339,6 +339,16 @@ budget: 3
 """
 
 
+def test_verbose_training_search_shows_tunes_own_table(tmp_path):
+    """``--verbose`` hands the terminal to Tune as well: its trial table and start-up
+    box appear beside raynas's lines (the default run shows neither; see the MLflow
+    test below)."""
+    config = _write_config(tmp_path / "tiny.yaml", TINY_TRAINING + "tracking: {mlflow: false}\n")
+    proc = _raynas("search", config, "--out", str(tmp_path / "run"), "--verbose")
+    assert "Trial status" in proc.stdout and "Configuration for experiment" in proc.stdout
+    assert len([line for line in proc.stdout.splitlines() if line.startswith("[")]) == 3
+
+
 def test_training_search_end_to_end_exports_the_best_network(tmp_path):
     import mlflow
     import numpy as np
@@ -512,6 +522,9 @@ def test_training_search_is_tracked_in_mlflow_with_nested_trial_runs(tmp_path):
                                    for line in lines), proc.stdout
     assert any(line.endswith("<- new best") for line in lines)
     assert "Trial status" not in proc.stdout  # Tune's live table only with --verbose
+    printed = proc.stdout + proc.stderr  # and no start-up box, no hint into Ray's temp
+    assert "Configuration for experiment" not in printed and "╭" not in printed, printed
+    assert "To visualize your results with TensorBoard" not in printed, printed
     assert f"tensorboard --logdir {out.resolve()}/tune" in proc.stdout
     assert "3/3" in proc.stderr  # the progress bar
     client = mlflow.MlflowClient(default_uri(out))

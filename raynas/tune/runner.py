@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -510,6 +511,23 @@ def run_tune(
             cb.on_search_end(view)
 
 
+@contextlib.contextmanager
+def _tune_output(verbose: int):
+    """At ``verbose=0`` Tune's fit prints nothing: its new output engine prints the
+    "Configuration for experiment" box and a TensorBoard hint into Ray's temporary
+    folder at every verbosity, so ``fit`` runs on Tune's legacy reporter, which is
+    silent at 0 (``RAY_AIR_NEW_OUTPUT=0``, Tune's documented switch). raynas's console
+    prints the right ``tensorboard --logdir`` line. A value the user set is kept."""
+    if verbose or "RAY_AIR_NEW_OUTPUT" in os.environ:
+        yield
+        return
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+
+
 def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, experiment,
          storage, identity, restore, verbose, trial_tracking, on_start, set_aside):
     """``run_tune`` once its checks passed and its callbacks started."""
@@ -578,7 +596,8 @@ def _fit(view, callbacks, tune_callbacks, settings, policy, evaluator, out_dir, 
         if on_start is not None:
             on_start()
         try:
-            results = tuner.fit()
+            with _tune_output(verbose):
+                results = tuner.fit()
         finally:
             if handler is not None and threading.current_thread() is threading.main_thread():
                 signal.signal(signal.SIGINT, handler)  # a later Ctrl+C is raynas's again
