@@ -60,6 +60,7 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
 
     from raynas.bench.runner import true_fronts
     from raynas.objectives.fronts import NB201_SHAPES, front_table, table_front
+    from raynas.report.plots import staircase
 
     config = BenchConfig(benchmark=table.path, datasets=(dataset,), policies=("random",),
                          objectives=OBJECTIVES)
@@ -69,10 +70,10 @@ def plot_fronts(out: Path, dataset: str, table, budget: int, path: Path,
     for i, policy in enumerate(policies):
         history = pq.read_table(out / "histories" / f"{policy}__{dataset}__0.parquet")
         front = front_table(history, spec)
-        order = np.argsort(front["params"].to_numpy())
-        ax.plot(front["params"].to_numpy()[order], front["test_acc"].to_numpy()[order], "o-",
-                markersize=3, color=f"C{i}", label=policy)
-    ax.plot(true.points[:, 1], true.points[:, 0], "k--", linewidth=1, label="true front")
+        staircase(ax, front["params"].to_numpy(), front["test_acc"].to_numpy(), "min",
+                  marker="o", markersize=3, color=f"C{i}", label=policy)
+    staircase(ax, true.points[:, 1], true.points[:, 0], "min", color="k", linestyle="--",
+              linewidth=1, label="true front")
     ax.set_xlabel("params (M)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{dataset}: fronts after {budget} queries (seed 0)", fontsize=10)

@@ -178,8 +178,10 @@ class FrontConfig:
     """The metric each objective is reported with; default: ``valid_*`` -> ``test_*``,
     others unchanged."""
     reference: list[float] | None = None
-    """Hypervolume reference point in report space; default: 0 for ``max`` objectives,
-    the space's largest network for ``params`` / ``flops``."""
+    """Hypervolume reference point in report space; default: 0 for ``max`` objectives;
+    for ``min`` ones on a table, the largest value of the table's cost column
+    (``params``, ``latency``, ...), else the space's largest network for ``params`` /
+    ``flops``."""
 
 
 @dataclass(frozen=True)
@@ -444,11 +446,21 @@ def _check_front(front: FrontConfig, search: tuple[str, str]) -> None:
 
 
 def from_dict(data: dict[str, Any] | None) -> SearchConfig:
-    """A validated :class:`SearchConfig`; missing keys take the embedded defaults. A
-    tabular evaluator without ``path`` gets :func:`raynas.tables.default_table` (the
-    NB201 table shipped with raynas, or ``$RAYNAS_NB201_TABLE``), written into the
-    config, so a resumed search reads the same table whatever the environment then."""
+    """A validated :class:`SearchConfig`; missing keys take the embedded defaults, except
+    that a tabular search with no ``space`` section searches the space at its own
+    defaults (the benchmark's networks), and a ``space`` with ``file`` or ``decisions``
+    but no ``name`` is ``custom``. A tabular evaluator without ``path`` gets
+    :func:`raynas.tables.default_table` (the NB201 table shipped with raynas, or
+    ``$RAYNAS_NB201_TABLE``), written into the config, so a resumed search reads the
+    same table whatever the environment then."""
+    space = (data or {}).get("space")
+    if isinstance(space, dict) and "name" not in space and ({"file", "decisions"} & set(space)):
+        data = {**data, "space": {"name": "custom", **space}}  # a user's own space
     config = validate(_build(SearchConfig, data or {}, ""))
+    if config.evaluator.kind == "tabular" and "space" not in (data or {}):
+        # a table's networks are the benchmark's own (what params/FLOPs are modelled
+        # for), not the reduced-width space of the embedded training default
+        config = dataclasses.replace(config, space=SpaceConfig(config.space.name, {}))
     if config.evaluator.kind == "tabular" and config.evaluator.path is None:
         from raynas.tables import default_table
 

@@ -168,6 +168,8 @@ def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: i
         for metric, mode in select:
             if mode == "max":
                 reference.append(0.0)
+            elif table is not None and metric in table.costs(config.evaluator.dataset):
+                reference.append(float(table.column(config.evaluator.dataset, metric).max()))
             elif metric in COST_METRICS:
                 model = model or LinearCostModel(space, num_classes, input_size, in_channels)
                 reference.append(model.largest(metric))
@@ -178,7 +180,9 @@ def build_front(config: cfg.SearchConfig, space, num_classes: int, input_size: i
                 )
     spec = FrontSpec(select, report, tuple(reference))
     true_front = None
-    if table is not None and len(select) == 2 and select[1][0] in COST_METRICS:
+    if table is not None and len(select) == 2 and select[1][1] == "min" and (
+            select[1][0] in COST_METRICS
+            or select[1][0] in table.costs(config.evaluator.dataset)):
         from raynas.objectives.fronts import table_front
 
         true_front = table_front(table, config.evaluator.dataset, metric=report[0],
@@ -267,11 +271,12 @@ def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, ver
     table = BenchmarkTable.load(ev.path, build_space(config))
     spec = true_front = cost_model = None
     if config.front.objectives:
-        needs_cost = any(m in COST_METRICS for m in config.front.objectives)
+        own = table.costs(ev.dataset)  # a cost the table has is the table's, not modelled
+        needs_cost = any(m in COST_METRICS and m not in own for m in config.front.objectives)
         num_classes, input_size = _table_shape(config) if needs_cost else (0, 0)
         spec, true_front = build_front(config, table.space, num_classes, input_size, table=table)
         save_front(out_dir, spec, true_front)
-        if any(m in COST_METRICS for m, _ in spec.select):
+        if needs_cost:
             from raynas.spaces.cost import LinearCostModel
 
             cost_model = LinearCostModel(table.space, num_classes, input_size)

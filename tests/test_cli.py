@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from raynas.bench.runner import CURVE_COLUMNS
+from raynas.tables import BenchmarkTable
 
 RAYNAS = str(Path(sys.executable).parent / "raynas")
 
@@ -166,7 +167,14 @@ budget: 200
     out = tmp_path / "run"
     _raynas("search", config, "--out", str(out), "--quiet")
     history = pq.read_table(out / "history.parquet")
-    assert {"valid_acc", "test_acc", "params", "flops"} <= set(history.column_names)
+    assert {"valid_acc", "test_acc", "params"} <= set(history.column_names)
+    # the table's own params column (NATS-Bench's count), not a modelled one; no FLOPs
+    # are modelled when the front does not ask for them
+    table = BenchmarkTable.load(table_path)
+    archs = [table.space.from_str(a) for a in history["arch"].to_pylist()]
+    assert history["params"].to_pylist() == [
+        float(table.column("cifar10", "params")[table.row(a)]) for a in archs]
+    assert "flops" not in history.column_names
     front = pq.read_table(out / "pareto.parquet").to_pylist()
     fresh = [r for r in history.to_pylist() if not r["cached"]]
     for member in front:  # chosen on validation: nothing evaluated dominates a member
@@ -190,6 +198,34 @@ budget: 200
     assert pq.read_table(out / "pareto.parquet").to_pylist() == front
     assert Image.open(out / "pareto.png").size[0] > 300
     assert f"true front's hypervolume (128.451): {ratio:.4f}" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("cost", ["latency", "flops"])
+def test_a_front_on_a_tables_cost_column_or_a_modelled_cost(cost, table_path, tmp_path):
+    """Accuracy vs latency uses the table's latency column (its largest value is the
+    reference point) and gets a true front; FLOPs, which the table lacks, come from the
+    cost model of CIFAR-10's networks."""
+    from raynas.objectives.fronts import table_costs
+
+    config = _write_config(tmp_path / "mo.yaml", f"""
+policy: {{name: random}}
+evaluator: {{kind: tabular, dataset: cifar10, path: {table_path}}}
+front: {{objectives: {{valid_acc: max, {cost}: min}}}}
+tracking: {{mlflow: false}}
+budget: 60
+""")
+    out = tmp_path / "run"
+    _raynas("search", config, "--out", str(out), "--quiet")
+    table = BenchmarkTable.load(table_path)
+    costs = table_costs(table, "cifar10", cost)
+    summary = (out / "summary.md").read_text()
+    reference = summary.split("reference point (0.0, ")[1].split(")")[0]
+    assert float(reference) == pytest.approx(float(costs.max()), rel=1e-6), summary
+    share = float(summary.split("share of the true front's hypervolume (")[1].split()[1])
+    assert 0.5 < share <= 1.0
+    history = pq.read_table(out / "history.parquet")
+    archs = [table.space.from_str(a) for a in history["arch"].to_pylist()]
+    assert history[cost].to_pylist() == [float(costs[table.row(a)]) for a in archs]
 
 
 def test_multi_objective_bench_writes_hypervolume_ratios(table_path, tmp_path):

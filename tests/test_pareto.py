@@ -99,14 +99,28 @@ def test_linear_cost_model_is_exact(space):
 
 
 # ---------------------------------------------------------------- table front
-def test_nb201_true_front(nb201_table):
-    from raynas.objectives.fronts import table_front
+@pytest.mark.parametrize("params_from", ["table", "model"])
+def test_nb201_true_front(params_from, nb201_table, table_path, tmp_path):
+    """The true front uses the table's own params column; a table without one gets the
+    cost model's params (the two differ on 150 of 15,625 cells of the shared table)."""
+    import pyarrow.parquet as pq
 
+    from raynas.objectives.fronts import table_front
+    from raynas.tables import BenchmarkTable
+
+    if params_from == "model":
+        data = pq.read_table(table_path)
+        pq.write_table(data.drop_columns(["params"]), tmp_path / "no_params.parquet")
+        nb201_table = BenchmarkTable.load(tmp_path / "no_params.parquet")
+        assert "params" not in nb201_table.costs("cifar10")
+        params = LinearCostModel(nb201_table.space).params(nb201_table.archs)
+    else:
+        params = nb201_table.column("cifar10", "params")
+        model = LinearCostModel(nb201_table.space).params(nb201_table.archs)
+        assert 0 < np.sum(~np.isclose(params, model)) < 200  # mostly the same counts
     front = table_front(nb201_table, "cifar10")
     assert front.reference == pytest.approx((0.0, 1.5315), abs=1e-4)  # the published maximum
-    model = LinearCostModel(nb201_table.space)
-    all_points = np.column_stack([nb201_table.column("cifar10", "test_acc"),
-                                  model.params(nb201_table.archs)])
+    all_points = np.column_stack([nb201_table.column("cifar10", "test_acc"), params])
     for acc, params in front.points:  # brute force: nothing in the table dominates it
         better = (all_points[:, 0] >= acc) & (all_points[:, 1] <= params)
         strictly = (all_points[:, 0] > acc) | (all_points[:, 1] < params)
@@ -122,14 +136,18 @@ def test_nb201_true_front(nb201_table):
 
 
 def test_tabular_results_carry_the_cost_model(nb201_table):
+    """The model supplies the costs the table lacks (FLOPs); params stay the table's."""
     from raynas.evaluators import TabularEvaluator
 
     evaluator = TabularEvaluator(nb201_table, "cifar10",
                                  cost_model=LinearCostModel(nb201_table.space))
-    (result,) = evaluator.evaluate([(3, 3, 3, 3, 3, 3)])
+    arch = (1, 2, 2, 1, 2, 4)  # a cell whose recorded params (0.1293) are not the model's
+    result, other = evaluator.evaluate([(3, 3, 3, 3, 3, 3), arch])
     assert result.metrics["params"] == pytest.approx(1.5315, abs=1e-4)
     assert result.metrics["flops"] == pytest.approx(220.1, abs=0.1)
     assert "valid_acc" in result.metrics and "test_acc" in result.metrics
+    assert other.metrics["params"] == pytest.approx(0.129306)
+    assert LinearCostModel(nb201_table.space).params([arch])[0] == pytest.approx(0.157306)
 
 
 def test_search_front_is_chosen_on_validation_and_scored_on_test(nb201_table, tmp_path):

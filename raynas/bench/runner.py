@@ -172,7 +172,8 @@ def search_seed(base_seed: int, index: int) -> int:
 
 @dataclass(frozen=True)
 class _FixedCosts:
-    """Params and FLOPs of every table row, computed once (a cost model for the evaluator)."""
+    """Params and FLOPs of every table row, computed once (a cost model for the evaluator;
+    the table's own columns where it has them)."""
 
     params_: np.ndarray
     flops_: np.ndarray
@@ -195,15 +196,14 @@ class TrueFront:
 
 def true_fronts(table: BenchmarkTable, config: BenchConfig) -> dict[str, TrueFront]:
     """Per dataset: the table's costs, the front spec and the true front's hypervolume."""
-    from raynas.objectives.fronts import FrontSpec, table_front
-    from raynas.spaces.cost import LinearCostModel
+    from raynas.objectives.fronts import FrontSpec, table_costs, table_front
 
     out = {}
     cost = config.objectives[1][0]
     for dataset in config.datasets:
         classes, size = NB201_SHAPES[dataset]
-        model = LinearCostModel(table.space, num_classes=classes, input_size=size)
-        costs = _FixedCosts(model.params(table.archs), model.flops(table.archs))
+        costs = _FixedCosts(*(table_costs(table, dataset, c, classes, size)
+                              for c in ("params", "flops")))
         true = table_front(table, dataset, config.report_metric, cost, classes, size)
         report = tuple(config.report_metric if m == config.search_metric else m
                        for m, _ in config.objectives)

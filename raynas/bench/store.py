@@ -42,6 +42,11 @@ def _key(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+# Bumped when the same settings start to give other results, so a rerun recomputes
+# instead of reusing them (2: a table's own cost columns over modelled params/FLOPs).
+RESULTS_VERSION = 2
+
+
 def search_settings(config: BenchConfig, table_digest: str, policy: str, dataset: str,
                     seed_index: int) -> dict[str, Any]:
     """Everything that changes the result of one bench search (see :func:`search_key`)."""
@@ -49,8 +54,8 @@ def search_settings(config: BenchConfig, table_digest: str, policy: str, dataset
     from raynas.bench.runner import search_seed
 
     settings = {
-        "raynas": __version__, "table": table_digest, "space": config.space,
-        "dataset": dataset, "policy": policy,
+        "raynas": __version__, "results": RESULTS_VERSION, "table": table_digest,
+        "space": config.space, "dataset": dataset, "policy": policy,
         "policy_kwargs": config.policy_kwargs.get(policy, {}),
         "seed": search_seed(config.base_seed, seed_index), "budget": config.budget,
         "batch_size": config.batch_size, "workers": config.workers, "clock": config.clock,

@@ -31,9 +31,10 @@ class TabularEvaluator:
         cost_metric: Optional cost column (``train_time``) or metric holding simulated
             training seconds, used as each result's cost.
         cost_model: Optional :class:`~raynas.spaces.cost.LinearCostModel`; each
-            result then holds the network's ``params`` and ``flops`` from it (in place
-            of the table's own), so multi-objective searches (accuracy vs size) run on
-            the table.
+            result then holds the network's ``params`` and ``flops``, so
+            multi-objective searches (accuracy vs size) run on the table. A cost the
+            table has a column for comes from the table (as it records it); the model
+            supplies only the ones it lacks.
 
     Example:
         >>> evaluator = TabularEvaluator(table, "cifar10")               # doctest: +SKIP
@@ -59,15 +60,14 @@ class TabularEvaluator:
         self.search_metric = search_metric
         self.report_metric = report_metric
         self.cost_metric = cost_metric
-        modelled = ("params", "flops") if cost_model is not None else ()
-        self._keys = [*keys, *(c for c in table.costs(dataset) if c not in modelled)]
+        self._keys = [*keys, *table.costs(dataset)]
         self._columns = [table.column(dataset, key) for key in self._keys]
         self._cost = table.column(dataset, cost_metric) if cost_metric else None
         if cost_model is not None:
-            self._keys = [*self._keys, "params", "flops"]
-            self._columns = [
-                *self._columns, cost_model.params(table.archs), cost_model.flops(table.archs)
-            ]
+            for name in ("params", "flops"):
+                if name not in self._keys:
+                    self._keys.append(name)
+                    self._columns.append(getattr(cost_model, name)(table.archs))
 
     @property
     def space(self):
