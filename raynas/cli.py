@@ -88,7 +88,8 @@ def _policy_kwargs(text: str | None) -> dict:
     return value
 
 
-TRAINING_DATASETS = ("digits", "cifar10", "cifar100")  # raynas.data.DATASETS, without torch
+# raynas.data.DATASETS, without importing torch; or a module:function
+TRAINING_DATASETS = ("digits", "cifar10", "cifar100", "folder", "npz")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -107,7 +108,7 @@ def _names() -> dict[str, str]:
     from raynas.spaces import SPACES
 
     return {"policies": ", ".join(POLICIES), "spaces": ", ".join(SPACES),
-            "datasets": ", ".join(TRAINING_DATASETS)}
+            "datasets": ", ".join(TRAINING_DATASETS) + " or a module:function"}
 
 
 DESCRIPTION = """Ray-based distributed neural architecture search, framed as reinforcement learning.

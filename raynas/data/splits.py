@@ -9,7 +9,8 @@ import torch
 
 @dataclass(frozen=True)
 class DataSplits:
-    """A dataset split three ways, as tensors shaped ``(N, C, H, W)`` and labels ``(N,)``.
+    """A dataset split three ways, as tensors shaped ``(N, C, H, W)`` (images; a user's
+    arrays may be ``(N, C, L)`` or ``(N, F)``) and labels ``(N,)``.
 
     Protocol: searches optimise ``valid`` accuracy and report ``test`` accuracy.
 
@@ -30,6 +31,11 @@ class DataSplits:
     test_y: torch.Tensor
     num_classes: int
     augment: bool = False
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: ``(C, H, W)`` images, ``(C, L)``, ``(F,)``, ..."""
+        return tuple(int(d) for d in self.train_x.shape[1:])
 
     @property
     def in_channels(self) -> int:

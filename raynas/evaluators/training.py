@@ -92,6 +92,10 @@ class TrainingEvaluator:
             )
         if device not in ("auto", "cpu", "cuda"):
             raise ArgumentError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if space.cell_networks and data.train_x.ndim != 4:
+            raise ArgumentError(
+                f"{space.name} builds convolutional cell networks for images (C, H, W); the "
+                f"{data.name} data has examples of shape {data.input_shape}")
         self.space, self.data = space, data
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.weight_decay, self.momentum, self.seed = weight_decay, momentum, seed

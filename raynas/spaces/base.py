@@ -64,6 +64,9 @@ class SearchSpace:
     """
 
     name: str = "space"
+    cell_networks: bool = False
+    """Whether :meth:`build` makes a benchmark's convolutional cell networks (images in,
+    any size); a user's builder takes whatever input shape its data has."""
 
     def __init__(self, name: str, decisions: Sequence[Decision]) -> None:
         if not decisions:

@@ -47,6 +47,8 @@ class NB201Space(SearchSpace):
     _TOKEN = re.compile(r"^(?P<op>[a-z0-9_]+)~(?P<src>\d+)$")
     _TOKENS = {f"{op}~{src}": i for i, op in enumerate(NB201_OPS) for src in range(3)}
 
+    cell_networks = True
+
     def __init__(self, channels: int = 16, cells_per_stage: int = 5) -> None:
         """``channels`` and ``cells_per_stage`` size :meth:`build`'s network; the
         defaults are the benchmark's (16 and 5)."""
@@ -162,6 +164,8 @@ class TransNASMicroSpace(SearchSpace):
     """
 
     ops = TRANSNAS_OPS
+
+    cell_networks = True
 
     def __init__(self, macro: str = "64-41414") -> None:
         if not re.fullmatch(r"\d+-[1-4]+", macro):

@@ -49,6 +49,8 @@ class DARTSSpace(SearchSpace):
 
     ops = DARTS_OPS
 
+    cell_networks = True
+
     def __init__(self, channels: int = 16, layers: int = 8) -> None:
         if layers < 3:
             raise ArgumentError(f"darts: layers must be >= 3 (two reduction cells), got {layers}")
