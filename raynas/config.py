@@ -27,7 +27,9 @@ class SpaceConfig:
     """The search space."""
 
     name: str = "nb201"
-    """Registered space: nb201, darts or transnas_micro."""
+    """Registered space: nb201, darts or transnas_micro; or ``custom``, a user's space:
+    ``space: {file: myspace.yaml, builder: mypkg.models:build}`` (``name`` may be left
+    out when ``file`` or ``decisions`` is given)."""
     options: dict[str, Any] = field(default_factory=lambda: {"channels": 8, "cells_per_stage": 1})
     """Constructor arguments of the space, e.g. ``channels`` and ``cells_per_stage`` for nb201."""
 
@@ -54,12 +56,15 @@ class EvaluatorConfig:
     ``supernet`` (paths of a pre-trained weight-sharing supernet, fine-tuned
     ``steps`` SGD steps per architecture, in process; the best one is retrained)."""
     dataset: str = "digits"
-    """digits (embedded), cifar10 or cifar100 (from ``path``), or a dataset of the table."""
+    """digits (embedded), cifar10 or cifar100 (from ``path``), ``folder`` (an image
+    folder at ``path``: one sub-folder per class), ``npz`` (arrays ``x``/``y`` in the
+    file ``path``), a ``module:function`` returning (train, valid, test) Datasets, or a
+    dataset of the table."""
     path: str | None = None
-    """CIFAR folder (training) or benchmark table file (tabular; default: the NB201 table
-    shipped with raynas, or ``$RAYNAS_NB201_TABLE``)."""
+    """CIFAR or image folder, ``.npz`` file (training) or benchmark table file (tabular;
+    default: the NB201 table shipped with raynas, or ``$RAYNAS_NB201_TABLE``)."""
     input_size: int = 16
-    """Image side for digits (resized from 8x8)."""
+    """Image side for digits (resized from 8x8) and image folders."""
     epochs: int = 4
     """Training epochs per architecture."""
     lr: float = 0.05
@@ -538,8 +543,12 @@ def resolve_paths(config: SearchConfig, base: Path) -> SearchConfig:
     options = dict(config.policy.options)
     if isinstance(options.get("checkpoint"), str):
         options["checkpoint"] = absolute(options["checkpoint"])
+    space = dict(config.space.options)
+    if isinstance(space.get("file"), str):
+        space["file"] = absolute(space["file"])
     return dataclasses.replace(
         config,
+        space=dataclasses.replace(config.space, options=space),
         evaluator=dataclasses.replace(ev, path=absolute(ev.path)),
         resources=dataclasses.replace(res, hyper_controller=absolute(res.hyper_controller),
                                       storage_path=absolute(res.storage_path)),

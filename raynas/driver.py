@@ -397,8 +397,7 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
         from raynas.export import MLFLOW_MODEL_DIR
 
         best_dir = out_dir / "best"
-        name = (config.tracking.model_name
-                or f"raynas-{config.space.name}-{config.evaluator.dataset}")
+        name = config.tracking.model_name or default_model_name(config)
         model_dir = best_dir / MLFLOW_MODEL_DIR if job.register_model and model_file else None
         description, tags = _model_version(config, out_dir, best, metrics)
         job.tracker.finish(
@@ -489,8 +488,26 @@ def _retrain(config: cfg.SearchConfig, space, data, arch: str, folder: Path):
     last: dict = {}
     result = trainer.fit(space.from_str(arch), on_epoch=lambda m, get: last.update(get=get))
     model = build_trained(space, arch, last["get"]()["model"], data.num_classes,
-                          data.in_channels)
+                          data.in_channels, data.input_shape)
     return dict(result.metrics), export_network(model, data.test_x[:2], folder)
+
+
+def default_model_name(config: cfg.SearchConfig) -> str:
+    """``raynas-<space>-<dataset>``: a user's space by its file's (or given) name, a
+    user's data by its file, folder or function name."""
+    import re
+
+    options, ev = config.space.options, config.evaluator
+    space = config.space.name
+    if space == "custom":
+        space = Path(options["file"]).stem if options.get("file") else options.get("name",
+                                                                                  "custom")
+    dataset = ev.dataset
+    if dataset in ("folder", "npz") and ev.path:
+        dataset = Path(ev.path).stem
+    elif ":" in dataset:
+        dataset = dataset.rpartition(":")[2]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"raynas-{space}-{dataset}")
 
 
 def build_evaluator(config: cfg.SearchConfig, space):
@@ -527,7 +544,8 @@ def export_best(run, evaluator, arch: str, folder: Path, mlflow_model: bool = Fa
         logger.warning("no checkpoint of %s to export", arch)
         return None
     data = evaluator.data
-    model = build_trained(evaluator.space, arch, state["model"], data.num_classes, data.in_channels)
+    model = build_trained(evaluator.space, arch, state["model"], data.num_classes,
+                          data.in_channels, data.input_shape)
     if mlflow_model:
         save_mlflow_model(model, data.test_x[:2], folder)
     return export_network(model, data.test_x[:2], folder)

@@ -47,9 +47,10 @@ def trained_state(results, arch: str) -> dict[str, Any] | None:
 
 
 def build_trained(space: SearchSpace, arch: str, weights: dict[str, Any], num_classes: int,
-                  in_channels: int) -> torch.nn.Module:
+                  in_channels: int, input_shape: tuple[int, ...] | None = None
+                  ) -> torch.nn.Module:
     """``space.build(arch)`` with the trained ``weights``, in eval mode."""
-    model = space.build(space.from_str(arch), num_classes, in_channels)
+    model = space.build(space.from_str(arch), num_classes, in_channels, input_shape=input_shape)
     model.load_state_dict(weights)
     return model.eval()
 
@@ -117,8 +118,10 @@ def save_mlflow_model(model: torch.nn.Module, example: torch.Tensor, folder: str
 
 
 def load_network(space: SearchSpace, folder: str | Path, num_classes: int,
-                 in_channels: int) -> torch.nn.Module:
-    """The trained torch network of a ``best/`` folder (``arch.txt`` + ``weights.pt``).
+                 in_channels: int, input_shape: tuple[int, ...] | None = None
+                 ) -> torch.nn.Module:
+    """The trained torch network of a ``best/`` folder (``arch.txt`` + ``weights.pt``);
+    a user's space needs the ``input_shape`` of one example.
 
     Example::
 
@@ -129,4 +132,4 @@ def load_network(space: SearchSpace, folder: str | Path, num_classes: int,
     folder = Path(folder)
     arch = (folder / "arch.txt").read_text().strip()
     weights = torch.load(folder / WEIGHTS_FILE, weights_only=True)
-    return build_trained(space, arch, weights, num_classes, in_channels)
+    return build_trained(space, arch, weights, num_classes, in_channels, input_shape)

@@ -34,7 +34,9 @@ def arch_seed(seed: int, arch: Arch) -> int:
 class TrainingEvaluator:
     """Train each architecture on a dataset and score it on the validation split.
 
-    The network is ``space.build(arch, num_classes, in_channels)``; it is trained
+    The network is ``space.build(arch, num_classes, in_channels, input_shape=...)`` (a
+    cell space's, or a user builder's for a :class:`~raynas.spaces.CustomSpace`); it is
+    trained
     with SGD (Nesterov momentum) and a cosine learning-rate schedule. After every
     epoch it measures train loss, validation accuracy and test accuracy (the
     search uses validation; test is only reported). Every epoch's metrics also
@@ -145,7 +147,8 @@ class TrainingEvaluator:
         torch.manual_seed(seed)
         setup_start = time.perf_counter()
         data = self.data
-        model = self.space.build(arch, data.num_classes, data.in_channels).to(device)
+        model = self.space.build(arch, data.num_classes, data.in_channels,
+                                 input_shape=data.input_shape).to(device)
         hyper = dict(hyper or {})
         unknown = set(hyper) - set(HYPERPARAMETERS)
         if unknown:
@@ -182,8 +185,8 @@ class TrainingEvaluator:
                     if hyper else {})
         if residual:
             reported["lr_scale"] = lr_scale
-        shape = (data.in_channels, data.input_size, data.input_size)
-        cost = network_cost(model, shape, measure=self.measure_latency).as_metrics()
+        cost = network_cost(model, data.input_shape, measure=self.measure_latency,
+                            any_layer=not self.space.cell_networks).as_metrics()
         compute += time.perf_counter() - setup_start
         loss_fn = nn.CrossEntropyLoss()
         metrics: dict[str, float] = dict(state["metrics"]) if state is not None else {}

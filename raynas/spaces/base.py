@@ -203,8 +203,11 @@ class SearchSpace:
             raise unknown_name(f"choice for {decision.name!r}", choice, decision.choices) from None
 
     # -------------------------------------------------------------- networks
-    def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> torch.nn.Module:
-        """Build the torch network of ``arch``. Spaces without a network raise ``RaynasError``."""
+    def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
+              input_shape: tuple[int, ...] | None = None) -> torch.nn.Module:
+        """Build the torch network of ``arch`` for inputs of ``input_shape`` (one example:
+        ``(C, H, W)``, ``(C, L)``, ``(F,)``; the cell spaces need only ``in_channels``).
+        Spaces without a network raise ``RaynasError``."""
         raise RaynasError(f"the {self.name!r} space has no network builder")
 
     def cost(

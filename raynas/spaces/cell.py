@@ -138,7 +138,8 @@ class NB201Space(SearchSpace):
             kept = min(kept, sorted((swap[s], swap[d], op) for s, d, op in kept))
         return ";".join(f"{s}>{d}:{op}" for s, d, op in kept)
 
-    def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:
+    def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
+              input_shape: tuple[int, ...] | None = None) -> nn.Module:
         """The benchmark's network: 16-channel stem, 3 stages x 5 cells, residual reductions."""
         from raynas.spaces.networks import CellNetwork
 
@@ -192,7 +193,8 @@ class TransNASMicroSpace(SearchSpace):
             )
         return self.validate([int(c) for c in match["a"] + match["b"] + match["c"]])
 
-    def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:
+    def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
+              input_shape: tuple[int, ...] | None = None) -> nn.Module:
         """The micro cell stacked by the macro code, then global pooling and a linear head."""
         from raynas.spaces.networks import MacroCellNetwork
 

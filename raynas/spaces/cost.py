@@ -115,11 +115,33 @@ def measure_latency(
     return statistics.median(times)
 
 
-def network_cost(model: nn.Module, input_shape: tuple[int, ...], measure: bool = False) -> Cost:
-    """:class:`Cost` of ``model`` for inputs of ``input_shape`` (C, H, W)."""
+def count_any_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one forward pass on one input of ``input_shape``, any layers
+    (``torch.utils.flop_counter``: matrix products and convolutions of any dimension,
+    attention; its FLOPs are 2 per multiply-add)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters(), torch.zeros(())).device
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops()) // 2
+
+
+def network_cost(model: nn.Module, input_shape: tuple[int, ...], measure: bool = False,
+                 any_layer: bool = False) -> Cost:
+    """:class:`Cost` of ``model`` for inputs of ``input_shape`` (one example: (C, H, W),
+    ...). FLOPs count conv2d and linear layers (NAS-Bench-201's convention), or with
+    ``any_layer`` every layer torch's FLOP counter knows (a user's network)."""
+    flops = count_any_flops if any_layer else count_flops
     return Cost(
         params=count_params(model) / 1e6,
-        flops=count_flops(model, input_shape) / 1e6,
+        flops=flops(model, input_shape) / 1e6,
         latency_ms=measure_latency(model, input_shape) if measure else None,
     )
 

@@ -100,7 +100,8 @@ class DARTSSpace(SearchSpace):
                     arch.append(self.choice_index(self.decisions[len(arch)], match[1]))
         return self.validate(arch)
 
-    def build(self, arch: Arch, num_classes: int, in_channels: int = 3) -> nn.Module:
+    def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
+              input_shape: tuple[int, ...] | None = None) -> nn.Module:
         """The DARTS network with ``channels`` and ``layers`` given at construction."""
         from raynas.spaces.networks import DARTSNetwork
 
