@@ -52,9 +52,14 @@ class EvaluatorConfig:
     """How architectures are scored."""
 
     kind: str = "training"
-    """``training`` (real torch training as Tune trials), ``tabular`` (benchmark table) or
+    """``training`` (real torch training as Tune trials), ``function`` (your own training
+    function ``entrypoint`` as Tune trials), ``tabular`` (benchmark table) or
     ``supernet`` (paths of a pre-trained weight-sharing supernet, fine-tuned
     ``steps`` SGD steps per architecture, in process; the best one is retrained)."""
+    entrypoint: str | None = None
+    """``function``: ``module:function`` called as ``train_one(arch, context)`` (see
+    :mod:`raynas.evaluators.user`); ``epochs`` is how many reports a full evaluation
+    makes, and ``search_metric`` must be among what it reports."""
     dataset: str = "digits"
     """digits (embedded), cifar10 or cifar100 (from ``path``), ``folder`` (an image
     folder at ``path``: one sub-folder per class), ``npz`` (arrays ``x``/``y`` in the
@@ -246,7 +251,7 @@ class SearchConfig:
         return BudgetConfig(queries=self.budget)
 
 
-EVALUATOR_KINDS = ("training", "tabular", "supernet")
+EVALUATOR_KINDS = ("training", "function", "tabular", "supernet")
 REPORTED_METRICS = {
     "training": ("valid_acc", "test_acc", "train_loss", "params", "flops", "latency_ms"),
     "supernet": ("valid_acc", "valid_loss", "test_acc", "params", "flops"),
@@ -370,7 +375,12 @@ def validate(config: SearchConfig) -> SearchConfig:
     if ev.search_metric.startswith("test"):
         raise ConfigError(f"evaluator.search_metric: {ev.search_metric!r} is measured on test "
                           "data; a search optimises a validation metric and only reports test")
-    if ev.kind != "tabular":  # a table's metrics are checked against its columns when loaded
+    if (ev.kind == "function") != (ev.entrypoint is not None):
+        raise ConfigError("evaluator.entrypoint: a function evaluator needs one "
+                          "(module:function), and only a function evaluator takes one")
+    # a table's metrics are checked against its columns when loaded, a function's
+    # against its first report
+    if ev.kind in REPORTED_METRICS:
         for key in ("search_metric", "report_metric"):
             if getattr(ev, key) not in REPORTED_METRICS[ev.kind]:
                 raise ConfigError(
@@ -391,7 +401,7 @@ def validate(config: SearchConfig) -> SearchConfig:
                           f"a {ev.kind} search runs resources.max_concurrent_trials at once and "
                           "counts queries")
     if ev.kind != "tabular" and limits.queries is None:
-        raise ConfigError("budget.queries: a training search needs its number of trials")
+        raise ConfigError(f"budget.queries: a {ev.kind} search needs its number of trials")
     res = config.resources
     if res.cpus_per_trial <= 0 or res.gpus_per_trial < 0 or res.max_concurrent_trials < 1:
         raise ConfigError(

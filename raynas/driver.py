@@ -102,7 +102,7 @@ def run_search(
             cfg.dump(config, saved)
 
     build = {"tabular": _build_tabular, "supernet": _build_supernet,
-             "training": _build_training}[config.evaluator.kind]
+             "training": _build_training, "function": _build_training}[config.evaluator.kind]
     try:
         job = build(config, out_dir, resume, verbose=verbose, address=address,
                     trust_folder=trust_folder)
@@ -349,8 +349,9 @@ def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
     connect(address)
     space = build_space(config)
     evaluator = build_evaluator(config, space)
-    data = evaluator.data
-    front, _ = build_front(config, space, data.num_classes, data.input_size, data.in_channels)
+    data = evaluator.data  # None for a user's function: it owns its data
+    shape = (data.num_classes, data.input_size, data.in_channels) if data else (0, 0, 0)
+    front, _ = build_front(config, space, *shape)
     if front is not None:
         save_front(out_dir, front)
     tracker = _tracker(config, out_dir, front)
@@ -366,7 +367,7 @@ def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
             def trial_tracking() -> TrialTracking:
                 return TrialTracking(tracker.tracking_uri, tracker.mlflow.experiment,
                                      tracker.run_id, str(out_dir / EXPERIMENT))
-    register = tracker is not None and tracking.register_model
+    register = tracker is not None and tracking.register_model and data is not None
 
     def run(started: Callable[[], None]) -> SearchResult:
         shown = [*([tracker] if tracker else []), console(verbose, tune_table=True)]
@@ -379,7 +380,7 @@ def _build_training(config: cfg.SearchConfig, out_dir: Path, resume: bool, *,
         return {}, export_best(result, evaluator, result.incumbent, out_dir / "best",
                                mlflow_model=register)
 
-    return _Job(run, tracker, export, register_model=register)
+    return _Job(run, tracker, export if data is not None else None, register_model=register)
 
 
 def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
@@ -433,7 +434,7 @@ def browse_commands(config: cfg.SearchConfig, out_dir: Path,
             commands.append(f"MLflow: {redact(uri).rstrip('/')}{page}")
         else:
             commands.append(f"MLflow: {redact(uri)} (experiment {config.tracking.experiment})")
-    if config.evaluator.kind == "training":
+    if config.evaluator.kind in ("training", "function"):
         from raynas.tune.runner import EXPERIMENT, tune_storage
 
         storage = tune_storage(out_dir, build_tune_settings(config))
@@ -511,11 +512,18 @@ def default_model_name(config: cfg.SearchConfig) -> str:
 
 
 def build_evaluator(config: cfg.SearchConfig, space):
-    """The training evaluator a config describes (its dataset loaded)."""
+    """The training evaluator a config describes (its dataset loaded), or the user's
+    training function for ``kind: function``."""
     from raynas.data import load_dataset
     from raynas.evaluators import TrainingEvaluator
 
     ev = config.evaluator
+    if ev.kind == "function":
+        from raynas.evaluators.user import UserFunctionEvaluator
+
+        return UserFunctionEvaluator(ev.entrypoint, space, epochs=ev.epochs,
+                                     search_metric=ev.search_metric,
+                                     report_metric=ev.report_metric, seed=config.seed)
     data = load_dataset(ev.dataset, ev.path, input_size=ev.input_size, seed=config.seed)
     return TrainingEvaluator(
         space, data, epochs=ev.epochs, lr=ev.lr, batch_size=ev.batch_size,
