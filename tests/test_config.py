@@ -50,7 +50,7 @@ def test_dump_and_load_round_trip(tmp_path):
         ({"space": {"name": "nb201", "chanels": 4}},
          "space.chanels: unknown key; did you mean 'channels'?"),
         ({"evaluator": {"kind": "proxy"}},
-         "evaluator.kind: expected one of training, tabular, supernet, got 'proxy'"),
+         "evaluator.kind: expected one of training, function, tabular, supernet, got 'proxy'"),
         ({"evaluator": {"kind": "supernet", "steps": 0}}, "evaluator.steps: must be >= 1"),
         ({"evaluator": {"kind": "supernet", "pretrain_steps": -1}},
          "evaluator.pretrain_steps: must be >= 0"),
