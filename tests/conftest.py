@@ -117,6 +117,21 @@ def ray_env() -> dict[str, str]:
     return _ray_env()
 
 
+@pytest.fixture
+def user_code_env():
+    """A function: the environment of a ``raynas`` command run on a user's own code in
+    ``folder`` (its modules on ``PYTHONPATH``, as the README tells users; a trust key of
+    that folder's), with ``extra`` variables."""
+
+    def env(folder, **extra: str) -> dict[str, str]:
+        base = _ray_env()
+        path = os.pathsep.join(p for p in (str(folder), base.get("PYTHONPATH", "")) if p)
+        return {**base, "RAYNAS_TRUST_KEY": str(Path(folder) / "trust-key"),
+                "PYTHONPATH": path, **extra}
+
+    return env
+
+
 @dataclass(frozen=True)
 class Head:
     """A running head node: its jobs API (dashboard) and its GCS address (``--address``)."""

@@ -210,3 +210,33 @@ def test_hypervolume_curve_matches_the_front_of_every_prefix():
     for k in (1, 7, 40, len(real)):
         prefix = table.slice(0, real[k - 1] + 1)
         assert curve[k - 1] == pytest.approx(front_hypervolume(prefix, spec))
+
+
+def test_a_table_whose_params_disagree_with_the_model_is_followed(nb201_table, tmp_path):
+    """A schema-valid table of 500 cells whose params are unrelated to the network's
+    (reversed ranks): its true front, reference point and results follow the table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from raynas.evaluators import TabularEvaluator
+    from raynas.objectives.fronts import table_front
+    from raynas.tables import BenchmarkTable
+
+    rng = np.random.default_rng(4)
+    rows = rng.choice(len(nb201_table.archs), 500, replace=False)
+    model = LinearCostModel(nb201_table.space).params([nb201_table.archs[i] for i in rows])
+    params = 3.0 - model  # the largest network is the "smallest" here
+    acc = rng.uniform(40, 90, 500)
+    strings = [nb201_table.space.to_str(nb201_table.archs[i]) for i in rows]
+    pq.write_table(pa.table({"arch_str": strings, "toy_valid_acc": acc, "toy_test_acc": acc,
+                             "params": params}), tmp_path / "toy.parquet")
+    table = BenchmarkTable.load(tmp_path / "toy.parquet")
+    front = table_front(table, "toy", "test_acc", "params")
+    assert front.reference == (0.0, pytest.approx(params.max()))
+    better = (acc[:, None] >= front.points[:, 0]) & (params[:, None] <= front.points[:, 1])
+    strictly = (acc[:, None] > front.points[:, 0]) | (params[:, None] < front.points[:, 1])
+    assert not np.any(better & strictly)  # non-dominated in the table's own params
+    evaluator = TabularEvaluator(table, "toy", cost_model=LinearCostModel(table.space))
+    (result,) = evaluator.evaluate([table.space.from_str(strings[0])])
+    assert result.metrics["params"] == pytest.approx(params[0])
+    assert "flops" in result.metrics  # what the table lacks is modelled

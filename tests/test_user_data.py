@@ -208,16 +208,7 @@ def test_an_image_folder_trains_in_a_real_search(tmp_path):
     assert result.queries == 2 and result.incumbent_metrics["valid_acc"] > 100 / 3
 
 
-def _raynas(*args):
-    import os
-    import subprocess
-
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    return subprocess.run([str(__import__("pathlib").Path(sys.executable).parent / "raynas"),
-                           *args], capture_output=True, text=True, env=env, timeout=300)
-
-
-def test_the_image_folder_example_runs_and_a_bad_folder_stops_at_once(tmp_path):
+def test_the_image_folder_example_runs_and_a_bad_folder_stops_at_once(tmp_path, ray_env):
     """examples/image_folder.yaml, as written (its folder generated beside it, a budget of
     2): the CLI's training search on Tune trials; then a folder with a corrupt image stops
     before anything starts, with one error line."""
@@ -228,14 +219,22 @@ def test_the_image_folder_example_runs_and_a_bad_folder_stops_at_once(tmp_path):
     config = tmp_path / "image_folder.yaml"
     shutil.copy(example, config)
     _write_images(tmp_path / "my_images", per_class=12)
-    proc = _raynas("search", str(config), "--out", str(tmp_path / "run"), "--budget", "2",
-                   "--quiet")
+    proc = _raynas(ray_env, "search", str(config), "--out", str(tmp_path / "run"), "--budget",
+                   "2", "--quiet")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "evaluated 2 architectures" in proc.stdout
     (tmp_path / "my_images" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    proc = _raynas("search", str(config), "--out", str(tmp_path / "run2"), "--quiet")
+    proc = _raynas(ray_env, "search", str(config), "--out", str(tmp_path / "run2"), "--quiet")
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1 and "broken.jpg: not a readable image" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run2" / "config.yaml").exists()
+
+
+def _raynas(env, *args):
+    import subprocess
+    from pathlib import Path
+
+    return subprocess.run([str(Path(sys.executable).parent / "raynas"), *args],
+                          capture_output=True, text=True, env=env, timeout=300)

@@ -5,7 +5,6 @@ a function that does not report the search metric gets an error naming both."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -75,12 +74,6 @@ def user_train(tmp_path, monkeypatch):
     sys.modules.pop("usertrain", None)
 
 
-def _env(tmp_path, **extra):
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-            "RAYNAS_TRUST_KEY": str(tmp_path / "trust-key"),
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
-            **extra}
-
 
 CONFIG = """
 space: {file: space.yaml}
@@ -93,14 +86,14 @@ seed: 5
 """
 
 
-def test_the_same_function_in_process_and_on_tune_gives_the_same_results(user_train):
+def test_the_same_function_in_process_and_on_tune_gives_the_same_results(user_train, user_code_env):
     from raynas.evaluators.user import UserFunctionEvaluator
     from raynas.policies import make_policy
     from raynas.search import Budget, Search
 
     (user_train / "search.yaml").write_text(CONFIG)
     proc = subprocess.run([RAYNAS, "search", "search.yaml", "--out", "run", "--quiet"],
-                          cwd=user_train, env=_env(user_train), capture_output=True, text=True,
+                          cwd=user_train, env=user_code_env(user_train), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "exported" not in proc.stdout  # no network of raynas's to export
@@ -117,15 +110,15 @@ def test_the_same_function_in_process_and_on_tune_gives_the_same_results(user_tr
     assert all(r["epoch"] == 3.0 for r in in_process)
 
 
-def test_a_crashed_trial_resumes_from_the_functions_checkpoint(user_train):
+def test_a_crashed_trial_resumes_from_the_functions_checkpoint(user_train, user_code_env):
     (user_train / "search.yaml").write_text(
         CONFIG.replace("budget: 4", "budget: 1")
         .replace("max_failures: 1", "max_failures: 1, checkpoint_every: 1"))
     reference = subprocess.run([RAYNAS, "search", "search.yaml", "--out", "ref", "--quiet"],
-                               cwd=user_train, env=_env(user_train), capture_output=True,
+                               cwd=user_train, env=user_code_env(user_train), capture_output=True,
                                text=True, timeout=600)
     assert reference.returncode == 0, reference.stderr
-    env = _env(user_train, CRASH_ONCE=str(user_train / "crashed"),
+    env = user_code_env(user_train, CRASH_ONCE=str(user_train / "crashed"),
                RESUMED_MARKER=str(user_train / "resumed"))
     proc = subprocess.run([RAYNAS, "search", "search.yaml", "--out", "run", "--quiet"],
                           cwd=user_train, env=env, capture_output=True, text=True, timeout=600)
@@ -138,7 +131,7 @@ def test_a_crashed_trial_resumes_from_the_functions_checkpoint(user_train):
     assert row["valid_acc"] == pytest.approx(expected["valid_acc"])
 
 
-def test_a_function_that_does_not_report_the_search_metric_is_named(user_train):
+def test_a_function_that_does_not_report_the_search_metric_is_named(user_train, user_code_env):
     from raynas.evaluators.user import MetricMismatchError, UserFunctionEvaluator
 
     space = CustomSpace.from_yaml(user_train / "space.yaml")
@@ -150,7 +143,7 @@ def test_a_function_that_does_not_report_the_search_metric_is_named(user_train):
                                          .replace("budget: 4", "budget: 1")
                                          .replace("max_failures: 1", "max_failures: 0"))
     proc = subprocess.run([RAYNAS, "search", "bad.yaml", "--out", "bad", "--quiet"],
-                          cwd=user_train, env=_env(user_train), capture_output=True, text=True,
+                          cwd=user_train, env=user_code_env(user_train), capture_output=True, text=True,
                           timeout=600)
     history = pq.read_table(user_train / "bad" / "history.parquet").to_pylist()
     assert proc.returncode != 0 and history[0]["status"] == "failed"
@@ -174,7 +167,7 @@ def test_function_config_errors(text, message):
         cfg.from_dict(yaml.safe_load(text))
 
 
-def test_the_train_function_example_runs_as_written(tmp_path):
+def test_the_train_function_example_runs_as_written(tmp_path, user_code_env):
     """examples/train_function/ (a user's own torch loop on digits, ASHA on), copied as
     a user would, with a budget of 2."""
     import shutil
@@ -183,7 +176,7 @@ def test_the_train_function_example_runs_as_written(tmp_path):
     target = tmp_path / "train_function"
     shutil.copytree(example, target)
     proc = subprocess.run([RAYNAS, "search", "search.yaml", "--out", "run", "--budget", "2",
-                           "--quiet"], cwd=target, env=_env(target), capture_output=True,
+                           "--quiet"], cwd=target, env=user_code_env(target), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     history = pq.read_table(target / "run" / "history.parquet").to_pylist()

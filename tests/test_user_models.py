@@ -5,7 +5,6 @@ errors. The space, the builder module and the data are written here, as a user w
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -116,11 +115,6 @@ def test_a_constraint_keeps_ignored_decisions_from_duplicating_networks():
     assert all(space.is_valid(space.sample(rng)) for _ in range(50))
 
 
-def _env(tmp_path):
-    return {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-            "RAYNAS_TRUST_KEY": str(tmp_path / "trust-key"),
-            "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
-
 
 CONFIG = """
 space: {file: mlp.yaml}
@@ -133,7 +127,7 @@ seed: 3
 """
 
 
-def test_a_user_network_searched_on_tune_interrupted_resumed_exported_registered(user_files):
+def test_a_user_network_searched_on_tune_interrupted_resumed_exported_registered(user_files, user_code_env):
     """``raynas search`` with ``space: {file, builder}`` on Tune trials: a SIGINT after
     the first trial, ``--resume`` to the end, the same architectures as an uninterrupted
     run, the best network exported (onnxruntime runs it) and registered in MLflow."""
@@ -143,7 +137,7 @@ def test_a_user_network_searched_on_tune_interrupted_resumed_exported_registered
     from raynas.tracking import default_uri
 
     (user_files / "search.yaml").write_text(CONFIG)
-    env = _env(user_files)
+    env = user_code_env(user_files)
     reference = user_files / "reference"
     done = subprocess.run([RAYNAS, "search", "search.yaml", "--out", str(reference), "--quiet"],
                           cwd=user_files, env=env, capture_output=True, text=True, timeout=600)
@@ -191,23 +185,23 @@ def test_a_user_network_searched_on_tune_interrupted_resumed_exported_registered
     assert best in version.description
 
 
-def test_a_bad_builder_in_a_config_stops_before_anything_runs(user_files):
+def test_a_bad_builder_in_a_config_stops_before_anything_runs(user_files, user_code_env):
     (user_files / "bad.yaml").write_text(CONFIG.replace("mlp.yaml", "bad_space.yaml"))
     (user_files / "bad_space.yaml").write_text(SPACE.replace("usernets:build", "usernets:nope"))
     proc = subprocess.run([RAYNAS, "search", "bad.yaml", "--out", str(user_files / "o")],
-                          cwd=user_files, env=_env(user_files), capture_output=True, text=True,
+                          cwd=user_files, env=user_code_env(user_files), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "usernets has no nope" in proc.stderr
     assert "Traceback" not in proc.stderr and not (user_files / "o" / "config.yaml").exists()
     (user_files / "typo.yaml").write_text(CONFIG.replace("file: mlp.yaml", "file: absent.yaml"))
     proc = subprocess.run([RAYNAS, "search", "typo.yaml", "--out", str(user_files / "o")],
-                          cwd=user_files, env=_env(user_files), capture_output=True, text=True,
+                          cwd=user_files, env=user_code_env(user_files), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode != 0 and "absent.yaml" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
 
-def test_the_mlp_example_runs_as_written(user_files):
+def test_the_mlp_example_runs_as_written(user_files, user_code_env):
     """examples/mlp_npz/ (a user-style MLP space on a tabular .npz), copied as a user
     would, with a tiny budget."""
     import shutil
@@ -217,7 +211,7 @@ def test_the_mlp_example_runs_as_written(user_files):
     shutil.copytree(example, target)
     subprocess.run([sys.executable, "make_data.py"], cwd=target, check=True, timeout=120)
     proc = subprocess.run([RAYNAS, "search", "search.yaml", "--out", str(target / "run"),
-                           "--budget", "2", "--quiet"], cwd=target, env=_env(target),
+                           "--budget", "2", "--quiet"], cwd=target, env=user_code_env(target),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "evaluated 2 architectures" in proc.stdout

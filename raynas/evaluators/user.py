@@ -118,11 +118,6 @@ class UserFunctionEvaluator:
             return load_entrypoint(self.entrypoint, "evaluator.entrypoint")
         return self.entrypoint
 
-    def arch_dict(self, arch: Arch) -> dict[str, Any]:
-        if hasattr(self.space, "arch_dict"):
-            return self.space.arch_dict(arch)
-        return {d.name: d.choices[i] for d, i in zip(self.space.decisions, arch)}
-
     def fit(self, arch: Arch, epochs: int | None = None, on_epoch=None,
             state: dict[str, Any] | None = None, hyper: Mapping[str, float] | None = None,
             scheduled: bool = False) -> Result:
@@ -140,16 +135,13 @@ class UserFunctionEvaluator:
         device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device_name == "auto" \
             else self.device_name
         last: dict[str, float] = dict(state["metrics"]) if state else {}
-        checked = [False]
 
         def sink(metrics: dict[str, float], checkpoint: Any) -> None:
-            if not checked[0]:
-                if self.search_metric not in metrics:
-                    raise MetricMismatchError(
-                        f"{self._name()} reported {sorted(k for k in metrics if k != 'epoch')}"
-                        f" but not the search metric {self.search_metric!r} (evaluator."
-                        "search_metric)")
-                checked[0] = True
+            if self.search_metric not in metrics:
+                raise MetricMismatchError(
+                    f"{self._name()} reported {sorted(k for k in metrics if k != 'epoch')}"
+                    f" but not the search metric {self.search_metric!r} (evaluator."
+                    "search_metric)")
             last.clear()
             last.update(metrics)
             if on_epoch is not None:
@@ -161,7 +153,7 @@ class UserFunctionEvaluator:
                                max_epochs=epochs or self.epochs,
                                checkpoint=state.get("user") if state else None,
                                epoch=int(state["epoch"]) if state else 0, _sink=sink)
-        returned = self._function()(self.arch_dict(arch), context)
+        returned = self._function()(self.space.arch_dict(arch), context)
         if isinstance(returned, Mapping) and context.epoch == 0:
             context.report(returned)
         if not last:

@@ -202,6 +202,11 @@ class SearchSpace:
 
             raise unknown_name(f"choice for {decision.name!r}", choice, decision.choices) from None
 
+    def arch_dict(self, arch: Arch) -> dict[str, Any]:
+        """``arch`` as ``{decision name: chosen choice}`` (what a user's builder or
+        training function receives; a :class:`CustomSpace` gives its typed values)."""
+        return {d.name: d.choices[i] for d, i in zip(self.decisions, arch)}
+
     # -------------------------------------------------------------- networks
     def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
               input_shape: tuple[int, ...] | None = None) -> torch.nn.Module:

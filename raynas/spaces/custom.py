@@ -86,7 +86,6 @@ class CustomSpace(SearchSpace):
             load_entrypoint(builder, f"space {name!r} builder")  # fail now, not in a trial
         self.builder = builder
         self.constraint = constraint
-        self.cell_networks = False
 
     def arch_dict(self, arch: Arch) -> dict[str, Any]:
         """``arch`` as ``{decision name: chosen value}`` (what a builder receives).
