@@ -1,7 +1,7 @@
 """The ``raynas`` command.
 
 * ``raynas bench`` — compare policies on a benchmark table (many seeds, on Ray).
-* ``raynas search [CONFIG.yaml]`` — one resumable search (default: real NAS on digits).
+* ``raynas search [CONFIG.yaml]`` — one resumable search (default: real NAS on MNIST-1D).
 * ``raynas report DIR [--sync]`` — rebuild a search's summary and plots; send pending
   MLflow records. ``raynas report --compare DIR1 DIR2 ...`` overlays searches.
 
@@ -89,7 +89,7 @@ def _policy_kwargs(text: str | None) -> dict:
 
 
 # raynas.data.DATASETS, without importing torch; or a module:function
-TRAINING_DATASETS = ("digits", "cifar10", "cifar100", "folder", "npz")
+TRAINING_DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "folder", "npz")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
@@ -114,7 +114,7 @@ def _names() -> dict[str, str]:
 DESCRIPTION = """Ray-based distributed neural architecture search, framed as reinforcement learning.
 
 commands:
-  search      one resumable search from a YAML config (default: real NAS on digits)
+  search      one resumable search from a YAML config (default: real NAS on MNIST-1D)
   bench       compare policies on a benchmark table (many seeds, on Ray)
   report      rebuild a search folder's summary and plots; compare searches
   meta-train  meta-train a CATCH agent on a table's datasets
@@ -190,9 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--mlflow", default=None, metavar="URI",
                       help="log the meta-training curves to this MLflow tracking URI")
 
-    search = command("search", "one search from a YAML config (default: real NAS on digits)")
+    search = command("search", "one search from a YAML config (default: real NAS on MNIST-1D)")
     search.add_argument("config", nargs="?", type=Path, default=None,
-                        help="YAML config (see examples/); default: the embedded digits search")
+                        help="YAML config (see examples/); default: the embedded MNIST-1D "
+                             "search (examples/mnist1d/search.yaml)")
     search.add_argument("--out", type=Path, default=None,
                         help="output folder (default: raynas-results/search-<time>)")
     search.add_argument("--resume", type=Path, default=None, metavar="DIR",

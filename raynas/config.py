@@ -4,8 +4,11 @@ Every section is a frozen dataclass with a docstring per field. Unknown keys,
 wrong types and unknown names raise :class:`ConfigError` with one line naming
 the key (``evaluator.epcohs: unknown key; did you mean 'epochs'?``).
 
-The default (no file) is the embedded search: a real NAS on scikit-learn's
-digits in the NB201 space at reduced width, 20 trials of 4 epochs.
+The default (no file) is the embedded search, ``examples/mnist1d/search.yaml``: a real
+NAS on MNIST-1D (generated locally) over a 1-D CNN macro space written as a user writes
+one (``examples/mnist1d/space.yaml`` and its builder), 20 trials of 8 epochs. A config
+with no ``space`` section searches that space, except on images (digits, CIFAR, an image
+folder: the NB201 cell at reduced width) and on a table (the table's space).
 """
 
 from __future__ import annotations
@@ -22,16 +25,32 @@ from typing import Any
 from raynas.errors import ConfigError  # noqa: F401 - raynas.config.ConfigError stays importable
 
 
+def default_space_file() -> str:
+    """The embedded default's space: ``examples/mnist1d/space.yaml``, installed as the
+    package ``raynas.mnist1d`` (absolute path)."""
+    from importlib.resources import files
+
+    return str(Path(str(files("raynas.mnist1d") / "space.yaml")).resolve())
+
+
+IMAGE_DATASETS = ("digits", "cifar10", "cifar100", "folder")
+"""Datasets of images: with no ``space`` section they search the NB201 cell."""
+IMAGE_SPACE = {"channels": 8, "cells_per_stage": 1}
+"""The NB201 cell's options for image datasets with no ``space`` section (reduced width
+and depth; the benchmark's network has 16 channels and 5 cells per stage)."""
+
+
 @dataclass(frozen=True)
 class SpaceConfig:
     """The search space."""
 
-    name: str = "nb201"
+    name: str = "custom"
     """Registered space: nb201, darts or transnas_micro; or ``custom``, a user's space:
     ``space: {file: myspace.yaml, builder: mypkg.models:build}`` (``name`` may be left
-    out when ``file`` or ``decisions`` is given)."""
-    options: dict[str, Any] = field(default_factory=lambda: {"channels": 8, "cells_per_stage": 1})
-    """Constructor arguments of the space, e.g. ``channels`` and ``cells_per_stage`` for nb201."""
+    out when ``file`` or ``decisions`` is given). Default: the MNIST-1D 1-D CNN space."""
+    options: dict[str, Any] = field(default_factory=lambda: {"file": default_space_file()})
+    """Constructor arguments of the space, e.g. ``channels`` and ``cells_per_stage`` for nb201,
+    ``file`` (and ``builder``) for a custom space."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +79,9 @@ class EvaluatorConfig:
     """``function``: ``module:function`` called as ``train_one(arch, context)`` (see
     :mod:`raynas.evaluators.user`); ``epochs`` is how many reports a full evaluation
     makes, and ``search_metric`` must be among what it reports."""
-    dataset: str = "digits"
-    """digits (embedded), cifar10 or cifar100 (from ``path``), ``folder`` (an image
+    dataset: str = "mnist1d"
+    """mnist1d (embedded, generated locally), digits (embedded),
+    cifar10 or cifar100 (from ``path``), ``folder`` (an image
     folder at ``path``: one sub-folder per class), ``npz`` (arrays ``x``/``y`` in the
     file ``path``), a ``module:function`` returning (train, valid, test) Datasets, or a
     dataset of the table."""
@@ -70,9 +90,9 @@ class EvaluatorConfig:
     default: the NB201 table shipped with raynas, or ``$RAYNAS_NB201_TABLE``)."""
     input_size: int = 16
     """Image side for digits (resized from 8x8) and image folders."""
-    epochs: int = 4
+    epochs: int = 8
     """Training epochs per architecture."""
-    lr: float = 0.05
+    lr: float = 0.02
     """Initial SGD learning rate (cosine schedule)."""
     batch_size: int = 64
     """Training batch size."""
@@ -378,6 +398,12 @@ def validate(config: SearchConfig) -> SearchConfig:
     if (ev.kind == "function") != (ev.entrypoint is not None):
         raise ConfigError("evaluator.entrypoint: a function evaluator needs one "
                           "(module:function), and only a function evaluator takes one")
+    if (ev.kind in ("training", "supernet") and ev.dataset == "mnist1d"
+            and getattr(SPACES[config.space.name], "cell_networks", False)):
+        raise ConfigError(f"evaluator.dataset: mnist1d holds 1-D sequences (1, 40), and the "
+                          f"{config.space.name} space builds cell networks for images "
+                          f"(C, H, W); pick an image dataset (digits, cifar10, cifar100, "
+                          f"folder), or leave out the space section for the 1-D CNN space")
     # a table's metrics are checked against its columns when loaded, a function's
     # against its first report
     if ev.kind in REPORTED_METRICS:
@@ -460,10 +486,30 @@ def _check_front(front: FrontConfig, search: tuple[str, str]) -> None:
                               f"{len(value)}")
 
 
+def space_label(config: SearchConfig) -> str:
+    """The space's name for people: a registered space's name; a user's space by the
+    ``name`` in its file (else the file's stem) or its given name."""
+    options = config.space.options
+    if config.space.name != "custom":
+        return config.space.name
+    if options.get("file"):
+        import yaml
+
+        try:
+            spec = yaml.safe_load(Path(options["file"]).read_text())
+        except (OSError, yaml.YAMLError):
+            spec = None
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            return spec["name"]
+        return Path(options["file"]).stem
+    return str(options.get("name", "custom"))
+
+
 def from_dict(data: dict[str, Any] | None) -> SearchConfig:
     """A validated :class:`SearchConfig`; missing keys take the embedded defaults, except
-    that a tabular search with no ``space`` section searches the space at its own
-    defaults (the benchmark's networks), and a ``space`` with ``file`` or ``decisions``
+    that with no ``space`` section a tabular search searches NB201 at its own defaults
+    (the benchmark's networks) and a training search on images (``IMAGE_DATASETS``)
+    the NB201 cell at reduced width (``IMAGE_SPACE``), and a ``space`` with ``file`` or ``decisions``
     but no ``name`` is ``custom``. A tabular evaluator without ``path`` gets
     :func:`raynas.tables.default_table` (the NB201 table shipped with raynas, or
     ``$RAYNAS_NB201_TABLE``), written into the config, so a resumed search reads the
@@ -474,8 +520,11 @@ def from_dict(data: dict[str, Any] | None) -> SearchConfig:
     config = validate(_build(SearchConfig, data or {}, ""))
     if config.evaluator.kind == "tabular" and "space" not in (data or {}):
         # a table's networks are the benchmark's own (what params/FLOPs are modelled
-        # for), not the reduced-width space of the embedded training default
-        config = dataclasses.replace(config, space=SpaceConfig(config.space.name, {}))
+        # for), not the space of the embedded training default
+        config = dataclasses.replace(config, space=SpaceConfig("nb201", {}))
+    elif config.evaluator.dataset in IMAGE_DATASETS and "space" not in (data or {}):
+        # images: the NB201 cell at reduced width (the 1-D CNN default takes sequences)
+        config = dataclasses.replace(config, space=SpaceConfig("nb201", dict(IMAGE_SPACE)))
     if config.evaluator.kind == "tabular" and config.evaluator.path is None:
         from raynas.tables import default_table
 

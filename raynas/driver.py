@@ -494,15 +494,12 @@ def _retrain(config: cfg.SearchConfig, space, data, arch: str, folder: Path):
 
 
 def default_model_name(config: cfg.SearchConfig) -> str:
-    """``raynas-<space>-<dataset>``: a user's space by its file's (or given) name, a
+    """``raynas-<space>-<dataset>``: a user's space by its name (:func:`raynas.config.space_label`), a
     user's data by its file, folder or function name."""
     import re
 
-    options, ev = config.space.options, config.evaluator
-    space = config.space.name
-    if space == "custom":
-        space = Path(options["file"]).stem if options.get("file") else options.get("name",
-                                                                                  "custom")
+    ev = config.evaluator
+    space = cfg.space_label(config)
     dataset = ev.dataset
     if dataset in ("folder", "npz") and ev.path:
         dataset = Path(ev.path).stem

@@ -290,8 +290,8 @@ def test_npg_on_a_fine_tuned_supernet_writes_its_front_and_resumes(tmp_path):
     config = _write_config(tmp_path / "npg.yaml", """
 space: {name: nb201, channels: 4, cells_per_stage: 1}
 policy: {name: npg}
-evaluator: {kind: supernet, input_size: 8, steps: 5, pretrain_steps: 300, epochs: 3,
-            batch_size: 128, measure_latency: false}
+evaluator: {kind: supernet, dataset: digits, input_size: 8, steps: 5, pretrain_steps: 300,
+            epochs: 3, batch_size: 128, measure_latency: false}
 front: {objectives: {valid_acc: max, params: min}}
 budget: 6
 """)

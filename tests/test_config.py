@@ -11,17 +11,37 @@ from raynas import config as cfg
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 
 
-def test_embedded_default_is_the_digits_search():
+def test_embedded_default_is_the_mnist1d_search():
     config = cfg.load(None)
-    assert config.evaluator.kind == "training" and config.evaluator.dataset == "digits"
-    assert config.space.name == "nb201" and config.space.options == {
-        "channels": 8, "cells_per_stage": 1
-    }
+    assert config.evaluator.kind == "training" and config.evaluator.dataset == "mnist1d"
+    assert config.space.name == "custom"
+    assert Path(config.space.options["file"]).parts[-2:] == ("mnist1d", "space.yaml")
     assert 16 <= config.budget <= 24
 
 
-def test_the_digits_example_is_the_default():
-    assert cfg.load(EXAMPLES[[p.name for p in EXAMPLES].index("digits.yaml")]) == cfg.load(None)
+def test_the_mnist1d_example_is_the_default():
+    example = Path(__file__).resolve().parents[1] / "examples" / "mnist1d" / "search.yaml"
+    assert cfg.load(example) == cfg.load(None)
+
+
+def test_no_space_section_follows_the_data():
+    """Images search the NB201 cell at reduced width, tables their own space, anything
+    else the default 1-D CNN space."""
+    images = cfg.from_dict({"evaluator": {"dataset": "digits"}})
+    assert images.space == cfg.SpaceConfig("nb201", {"channels": 8, "cells_per_stage": 1})
+    table = cfg.from_dict({"evaluator": {"kind": "tabular", "dataset": "cifar10"}})
+    assert table.space == cfg.SpaceConfig("nb201", {})
+    arrays = cfg.from_dict({"evaluator": {"dataset": "npz", "path": "x.npz"}})
+    assert arrays.space == cfg.load(None).space
+    named = cfg.from_dict({"space": {"name": "nb201"}, "evaluator": {"dataset": "digits"}})
+    assert named.space == cfg.SpaceConfig("nb201", {})
+
+
+def test_the_digits_example_keeps_the_former_default():
+    digits = cfg.load(EXAMPLES[[p.name for p in EXAMPLES].index("digits.yaml")])
+    assert digits.space == cfg.SpaceConfig("nb201", {"channels": 8, "cells_per_stage": 1})
+    assert (digits.evaluator.dataset, digits.evaluator.epochs, digits.evaluator.lr) == (
+        "digits", 4, 0.05)
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
@@ -55,6 +75,10 @@ def test_dump_and_load_round_trip(tmp_path):
         ({"evaluator": {"kind": "supernet", "pretrain_steps": -1}},
          "evaluator.pretrain_steps: must be >= 0"),
         ({"budget": 0}, "budget: must be >= 1"),
+        ({"space": {"name": "nb201"}}, "evaluator.dataset: mnist1d holds 1-D sequences (1, 40), "
+         "and the nb201 space builds cell networks for images"),
+        ({"space": {"name": "darts"}, "evaluator": {"kind": "supernet"}},
+         "pick an image dataset (digits, cifar10, cifar100, folder)"),
         ({"resources": []}, "resources: expected a mapping"),
         ({"front": {"objectives": ["valid_acc"]}}, "front.objectives: expected dict"),
         ({"front": {"objectives": {"valid_acc": "max"}}}, "a front needs >= 2 objectives"),

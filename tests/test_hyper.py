@@ -485,7 +485,7 @@ def test_search_config_runs_trials_under_a_saved_controller(tmp_path, param, fin
     config = cfg.from_dict({
         "space": {"name": "nb201", "channels": 4, "cells_per_stage": 1},
         "evaluator": {"kind": "training", "dataset": "digits", "input_size": 8, "epochs": 3,
-                      "batch_size": 128},
+                      "batch_size": 128, "lr": 0.05},
         "resources": {"hyper_controller": str(path), "hyper_interval": 1},
         "budget": 2, "tracking": {"mlflow": False},
     })

@@ -19,6 +19,9 @@ def test_subpackages_map_to_top_level_folders():
 
     assert Path(raynas.envs.__file__).resolve().parent == REPO / "envs"
     assert Path(raynas.policies.__file__).resolve().parent == REPO / "policies"
+    import raynas.mnist1d.cnn1d  # the embedded default's space, a user's example folder
+
+    assert Path(raynas.mnist1d.cnn1d.__file__).resolve().parent == REPO / "examples" / "mnist1d"
 
 
 def test_every_package_folder_is_listed_for_installation():
@@ -28,7 +31,7 @@ def test_every_package_folder_is_listed_for_installation():
                  ["packages"])
     found = {".".join(path.parent.relative_to(REPO).parts)
              for path in (REPO / "raynas").rglob("__init__.py")}
-    found |= {"raynas.envs", "raynas.policies", "raynas.policies.catch"}
+    found |= {"raynas.envs", "raynas.policies", "raynas.policies.catch", "raynas.mnist1d"}
     assert found == listed, f"pyproject.toml lists {sorted(listed)}, the tree has {sorted(found)}"
 
 

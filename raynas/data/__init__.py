@@ -1,4 +1,5 @@
-"""Datasets for real training: the embedded digits default, local CIFAR folders, and a
+"""Datasets for real training: the embedded default MNIST-1D (generated locally),
+scikit-learn's digits, local CIFAR folders, and a
 user's own data (an image folder, an ``.npz`` file, or a ``module:function``; see
 :mod:`raynas.data.files`).
 
@@ -6,6 +7,8 @@ Example:
     >>> from raynas.data import load_dataset
     >>> load_dataset("digits", input_size=8).num_classes
     10
+    >>> load_dataset("mnist1d").input_shape
+    (1, 40)
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from raynas.data.files import (
     load_function_dataset,
     load_image_folder,
 )
+from raynas.data.mnist1d import load_mnist1d
 from raynas.data.splits import DataSplits, augment_batch
 from raynas.errors import ArgumentError
 
-DATASETS = ("digits", "cifar10", "cifar100", "folder", "npz")  # or module:function
+DATASETS = ("mnist1d", "digits", "cifar10", "cifar100", "folder", "npz")  # or module:function
 
 
 def load_dataset(
@@ -33,10 +37,13 @@ def load_dataset(
     seed: int = 0,
     valid_size: int = 5000,
 ) -> DataSplits:
-    """``digits`` (embedded; ``input_size`` and ``seed`` apply), ``cifar10``/``cifar100``
+    """``mnist1d`` (embedded, sequences of length 40; ``seed`` splits off validation),
+    ``digits`` (embedded; ``input_size`` and ``seed`` apply), ``cifar10``/``cifar100``
     from the local folder ``path`` (``valid_size`` training images held out), ``folder``
     (an image folder at ``path``, resized to ``input_size``), ``npz`` (arrays in the file
     ``path``), or ``module:function`` (a user's function returning the splits)."""
+    if name == "mnist1d":
+        return load_mnist1d(seed=seed)
     if name == "digits":
         return load_digits(input_size=input_size, seed=seed)
     if name in ("cifar10", "cifar100", "folder", "npz") and path is None:
@@ -57,5 +64,5 @@ def load_dataset(
 
 
 __all__ = ["DATASETS", "DataSplits", "DatasetError", "augment_batch", "load_arrays",
-           "load_cifar", "load_dataset", "load_digits", "load_function_dataset",
+           "load_cifar", "load_dataset", "load_digits", "load_function_dataset", "load_mnist1d",
            "load_image_folder"]

@@ -39,7 +39,10 @@ def write_report(out_dir: str | Path) -> list[Path]:
         ev = config.evaluator
         search_metric, report_metric, mode = ev.search_metric, ev.report_metric, ev.mode
         policy = f"{config.policy.name} {config.policy.options or ''}".strip()
-        setup = f"space `{config.space.name}`, policy `{policy}`, {config.evaluator.kind} " \
+        space = cfg.space_label(config)
+        if space != config.space.name:
+            space += f" ({config.space.name})"
+        setup = f"space `{space}`, policy `{policy}`, {config.evaluator.kind} " \
                 f"evaluator on `{config.evaluator.dataset}`, seed {config.seed}"
     else:
         setup = "configuration unknown (no config.yaml)"
