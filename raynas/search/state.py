@@ -92,7 +92,7 @@ class SearchState:
         self.queries += 1
         self.cost += result.cost
         self.cache[arch] = (result, self.queries)
-        text = self.space.to_str(arch)
+        text = self.space.arch_str(arch)
         row = self.history.append(step=step, query=self.queries, arch=text, result=result,
                                   cached=False, elapsed=elapsed, time=self.clock)
         score = self.objective.score(result)
@@ -104,7 +104,7 @@ class SearchState:
     def record_repeat(self, arch: Arch, *, elapsed: float = 0.0) -> dict[str, Any]:
         """A repeat of an evaluated architecture, answered from the cache; its row."""
         result, query = self.cache[arch]
-        return self.history.append(step=self.step, query=query, arch=self.space.to_str(arch),
+        return self.history.append(step=self.step, query=query, arch=self.space.arch_str(arch),
                                    result=result, cached=True, elapsed=elapsed, time=self.clock)
 
     def note_ask(self, new: int) -> None:

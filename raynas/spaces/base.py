@@ -80,6 +80,11 @@ class SearchSpace:
         self._offsets = np.concatenate([[0], np.cumsum(self.num_choices)]).astype(np.int64)
 
     # ----------------------------------------------------------------- basics
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_str_cache", None)  # rebuilt where it is used
+        return state
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, decisions={len(self.decisions)})"
 
@@ -95,6 +100,13 @@ class SearchSpace:
 
     def validate(self, arch: Sequence[int]) -> Arch:
         """Return ``arch`` as an :data:`Arch`, or raise ``ValueError`` saying what is wrong."""
+        if type(arch) is tuple and len(arch) == len(self.num_choices):  # the common case, fast
+            for a, k in zip(arch, self.num_choices):
+                if type(a) is not int or not 0 <= a < k:
+                    break
+            else:
+                if not self.constrained or self.is_valid(arch):
+                    return arch
         if isinstance(arch, (str, bytes)) or not isinstance(arch, Sequence | np.ndarray):
             raise ArgumentTypeError(
                 f"{self.name}: an architecture is a sequence of choice indices (ints), got "
@@ -125,6 +137,11 @@ class SearchSpace:
         """Whether an in-range architecture satisfies the space's constraints (default: all do)."""
         return True
 
+    @property
+    def constrained(self) -> bool:
+        """Whether :meth:`is_valid` can reject an in-range architecture."""
+        return type(self).is_valid is not SearchSpace.is_valid
+
     # --------------------------------------------------------------- sampling
     def sample(self, rng: np.random.Generator) -> Arch:
         """Draw a valid architecture uniformly at random."""
@@ -135,7 +152,18 @@ class SearchSpace:
         raise RaynasError(f"{self.name}: no valid architecture in {_MAX_REJECTIONS} draws")
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
-        """Change one random decision to another choice, keeping the result valid."""
+        """Change one random decision to another choice, keeping the result valid: a
+        uniform draw from :meth:`neighbors` (for an unconstrained space without building
+        the list: the same draw, the same result)."""
+        if not self.constrained:
+            total = sum(self.num_choices) - len(self.num_choices)
+            if total > 0:
+                index = int(rng.integers(total))
+                for i, k in enumerate(self.num_choices):
+                    if index < k - 1:  # the index-th choice of decision i other than arch[i]
+                        choice = index if index < arch[i] else index + 1
+                        return arch[:i] + (choice,) + arch[i + 1:]
+                    index -= k - 1
         candidates = self.neighbors(arch)
         if not candidates:
             raise RaynasError(f"{self.name}: {self.to_str(arch)!r} has no valid mutation")
@@ -165,10 +193,31 @@ class SearchSpace:
         return out
 
     # ---------------------------------------------------------------- strings
+    def arch_str(self, arch: Arch) -> str:
+        """:meth:`to_str`, remembered (up to 2**18 architectures per space): a search
+        writes every evaluated architecture's string into its history."""
+        cache = self.__dict__.setdefault("_str_cache", {})
+        text = cache.get(arch)
+        if text is None:
+            if len(cache) >= 1 << 18:
+                cache.clear()
+            text = cache[arch] = self.to_str(arch)
+        return text
+
     def to_str(self, arch: Arch) -> str:
         """Canonical string of ``arch`` (default ``|name=choice|...|``)."""
         parts = (f"{d.name}={d.choices[i]}" for d, i in zip(self.decisions, arch))
         return "|" + "|".join(parts) + "|"
+
+    def string_layout(self) -> tuple[str, list[str | list[str]]] | None:
+        """How :meth:`to_str` lays an architecture out, for parsing a whole column at
+        once (:func:`raynas.tables.parse.parse_arch_strings`): ``(sep, parts)``, where
+        the string split on ``sep`` gives ``parts`` in order, each a literal or, for the
+        next decision, the token of each of its choices. ``None``: parse one by one.
+        Spaces that override :meth:`to_str` override this too (or return ``None``)."""
+        if type(self).to_str is not SearchSpace.to_str:
+            return None
+        return "|", ["", *([f"{d.name}={c}" for c in d.choices] for d in self.decisions), ""]
 
     def from_str(self, text: str) -> Arch:
         """Parse :meth:`to_str`'s format; raise ``ValueError`` naming what is malformed."""

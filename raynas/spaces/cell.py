@@ -72,6 +72,15 @@ class NB201Space(SearchSpace):
             i += dst
         return "+".join(groups)
 
+    def string_layout(self) -> tuple[str, list[str | list[str]]]:
+        """``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` split on ``|``."""
+        parts: list[str | list[str]] = [""]
+        for dst in (1, 2, 3):
+            if dst > 1:
+                parts.append("+")
+            parts += [[f"{op}~{src}" for op in self.ops] for src in range(dst)]
+        return "|", [*parts, ""]
+
     def from_str(self, text: str) -> Arch:
         if not isinstance(text, str):
             raise ArgumentTypeError(f"nb201: expected an architecture string, got {type(text).__name__}")

@@ -100,6 +100,10 @@ class CustomSpace(SearchSpace):
     def is_valid(self, arch: Arch) -> bool:
         return self.constraint is None or bool(self.constraint(self.arch_dict(arch)))
 
+    @property
+    def constrained(self) -> bool:
+        return self.constraint is not None
+
     def build(self, arch: Arch, num_classes: int, in_channels: int = 3,
               input_shape: tuple[int, ...] | None = None):
         """The user builder's network of ``arch`` for examples of ``input_shape``."""
