@@ -288,7 +288,7 @@ def _build_tabular(config: cfg.SearchConfig, out_dir: Path, resume: bool, *, ver
             f"{ev.dataset} (its cost columns: {', '.join(table.costs(ev.dataset)) or 'none'})")
     evaluator = TabularEvaluator(table, ev.dataset, search_metric=ev.search_metric,
                                  report_metric=ev.report_metric, cost_metric=clock,
-                                 cost_model=cost_model)
+                                 cost_model=cost_model, seed=config.seed)
     tracker = _tracker(config, out_dir, spec, true_front, bool(config.tracking.child_runs))
     backend = Simulated(limits.workers) if clock is not None else None
     return _Job(_search(config, table.space, evaluator, out_dir, resume, [tracker], backend,

@@ -232,7 +232,8 @@ def run_one(
     front = fronts.get(dataset) if fronts else None
     evaluator = TabularEvaluator(table, dataset, config.search_metric, config.report_metric,
                                  cost_metric=config.clock,
-                                 cost_model=front.costs if front else None)
+                                 cost_model=front.costs if front else None,
+                                 seed=search_seed(config.base_seed, seed_index))
     kwargs = dict(config.policy_kwargs.get(policy, {}))
     if policy == "catch" and config.transfer:
         kwargs.setdefault("checkpoint", str(meta_checkpoint(config, dataset, table_digest)))

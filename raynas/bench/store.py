@@ -43,8 +43,9 @@ def _key(settings: dict[str, Any]) -> str:
 
 
 # Bumped when the same settings start to give other results, so a rerun recomputes
-# instead of reusing them (2: a table's own cost columns over modelled params/FLOPs).
-RESULTS_VERSION = 2
+# instead of reusing them (2: a table's own cost columns over modelled params/FLOPs;
+# 3: noisy tables, one run drawn per query, where their run columns were ignored).
+RESULTS_VERSION = 3
 
 
 def search_settings(config: BenchConfig, table_digest: str, policy: str, dataset: str,

@@ -14,6 +14,17 @@ if TYPE_CHECKING:
     from raynas.spaces.cost import LinearCostModel
 
 
+_MASK = (1 << 64) - 1
+
+
+def _draw(seed: int, row: int, n: int) -> int:
+    """A uniform draw in ``[0, n)`` from (seed, row): splitmix64 of the pair."""
+    z = (seed * 0x9E3779B97F4A7C15 + row * 0xBF58476D1CE4E5B9 + 0x632BE59BD9B4E019) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (z ^ (z >> 31)) % n
+
+
 class TabularEvaluator:
     """Answer evaluations from a :class:`~raynas.tables.BenchmarkTable` in microseconds.
 
@@ -35,6 +46,16 @@ class TabularEvaluator:
             multi-objective searches (accuracy vs size) run on the table. A cost the
             table has a column for comes from the table (as it records it); the model
             supplies only the ones it lacks.
+        seed: On a noisy table (several runs per architecture, see
+            :mod:`raynas.tables.table`), each query draws one run, uniformly, by a hash
+            of ``seed`` (the search's seed) and the architecture's row, as the
+            NAS-Bench-201 API draws a training seed per query: the same seed gives the
+            same draws in any order of queries, and a resumed search the draws of an
+            uninterrupted one. Every
+            metric with runs then takes that run's value, except the report metric,
+            which is the mean over runs (what regret is measured on; when the search
+            and report metrics are one column, the search's draw); ``run`` records the
+            drawn run's index.
 
     Example:
         >>> evaluator = TabularEvaluator(table, "cifar10")               # doctest: +SKIP
@@ -50,6 +71,7 @@ class TabularEvaluator:
         report_metric: str = "test_acc",
         cost_metric: str | None = None,
         cost_model: LinearCostModel | None = None,
+        seed: int = 0,
     ) -> None:
         self.table = table
         self.dataset = table.check_dataset(dataset)
@@ -68,6 +90,12 @@ class TabularEvaluator:
                 if name not in self._keys:
                     self._keys.append(name)
                     self._columns.append(getattr(cost_model, name)(table.archs))
+        # noisy tables: (key, runs) of the metrics drawn per query
+        self._drawn = [(i, table.runs(dataset, key)) for i, key in enumerate(keys)
+                       if table.runs(dataset, key) is not None
+                       and (key != report_metric or key == search_metric)]
+        self.num_runs = self._drawn[0][1].shape[1] if self._drawn else 1
+        self.seed = int(seed)
 
     @property
     def space(self):
@@ -84,6 +112,11 @@ class TabularEvaluator:
                 results.append(Result.failed(f"{text} is not in the table"))
                 continue
             metrics = {key: float(col[row]) for key, col in zip(self._keys, self._columns)}
+            if self._drawn:
+                run = _draw(self.seed, row, self.num_runs)
+                for i, runs in self._drawn:
+                    metrics[self._keys[i]] = float(runs[row, run])
+                metrics["run"] = float(run)
             cost = float(self._cost[row]) if self._cost is not None else 0.0
             results.append(Result(metrics, cost=cost))
         return results

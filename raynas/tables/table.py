@@ -2,6 +2,12 @@
 
 Any Parquet or CSV file of that shape loads, e.g. the NAS-Bench-201 table with
 ``cifar10_valid_acc``, ``cifar10_test_acc``, ``imagenet16_120_valid_acc``...
+*Noisy tables* hold several training runs per architecture: a metric column repeated with
+a run suffix, ``<dataset>_<split>_<metric>@<run>`` (``cifar10_valid_acc@0``,
+``cifar10_valid_acc@1``, ...; any run labels, at least two, the same for every metric
+of a dataset that has runs). :meth:`BenchmarkTable.column` then gives the mean over the
+runs and :meth:`BenchmarkTable.runs` every run; a
+:class:`~raynas.evaluators.TabularEvaluator` draws one run per query (see there).
 *Cost columns* are per-architecture costs, not metrics: per dataset
 (``<dataset>_train_time``, ``<dataset>_latency``) or table-wide (``params``, ``flops``);
 see :meth:`BenchmarkTable.costs`. Other columns (``arch_index``) are kept out. Loading
@@ -32,6 +38,7 @@ DATASET_COSTS = ("train_time", "latency")
 TABLE_COSTS = ("params", "flops")
 """Table-wide cost columns."""
 _METRIC_COLUMN = re.compile(r"^(?P<dataset>.+?)_(?P<split>train|valid|test)_(?P<metric>\w+)$")
+_RUN_COLUMN = re.compile(r"^(?P<base>.+)@(?P<run>[A-Za-z0-9_.-]+)$")
 
 
 @dataclass(frozen=True)
@@ -77,10 +84,20 @@ class BenchmarkTable:
     def __init__(self, data: pa.Table, space: SearchSpace, path: Path | None = None) -> None:
         self.path = path
         self.space = space
+        self._run_columns = self._group_runs(data)
         self._columns = self._validate_columns(data)
-        self.archs = self._parse_archs(data)
-        self._row_of = {arch: row for row, arch in enumerate(self.archs)}
-        self._values = {c.column: self._metric_values(data, c.column) for c in self._columns}
+        self._codes = self._parse_archs(data)
+        self._index_rows(data)
+        self._runs: dict[str, np.ndarray] = {}  # metric column -> (rows, runs)
+        self._values = {}
+        for c in self._columns:
+            if c.column in self._run_columns:
+                runs = np.stack([self._metric_values(data, name)
+                                 for name in self._run_columns[c.column]], axis=1)
+                self._runs[c.column] = runs
+                self._values[c.column] = runs.mean(axis=1)
+            else:
+                self._values[c.column] = self._metric_values(data, c.column)
         self.datasets: list[str] = list(dict.fromkeys(c.dataset for c in self._columns))
         self._costs: dict[str, str] = {}  # "<dataset>_<cost>" or "<cost>" -> column
         for name in data.column_names:
@@ -130,12 +147,42 @@ class BenchmarkTable:
     def _where(self) -> str:
         return str(self.path) if self.path else "benchmark table"
 
+    def _group_runs(self, data: pa.Table) -> dict[str, list[str]]:
+        """``<metric column>@<run>`` columns by metric column, checked: >= 2 runs, no
+        plain column beside them, the same runs for every metric of a dataset."""
+        groups: dict[str, list[str]] = {}
+        for name in data.column_names:
+            match = _RUN_COLUMN.match(name)
+            if match and parse_metric_column(match["base"]) is not None:
+                groups.setdefault(match["base"], []).append(name)
+        labels: dict[str, tuple[str, list[str]]] = {}
+        for base, names in groups.items():
+            if base in data.column_names:
+                raise TableError(f"{self._where()}: column {base!r} and its runs "
+                                 f"{names[:3]}...: give a metric either once or per run")
+            if len(names) < 2:
+                raise TableError(f"{self._where()}: {names[0]!r} is the only run of {base!r}; "
+                                 "a noisy table has >= 2 runs per metric (or name it "
+                                 f"{base!r})")
+            runs = sorted(n.rpartition("@")[2] for n in names)
+            dataset = parse_metric_column(base).dataset
+            if dataset in labels and labels[dataset][1] != runs:
+                other, other_runs = labels[dataset]
+                raise TableError(f"{self._where()}: {base!r} has runs {runs}, {other!r} has "
+                                 f"{other_runs}: every metric of {dataset!r} needs the same runs")
+            labels.setdefault(dataset, (base, runs))
+            groups[base] = [f"{base}@{r}" for r in runs]
+        return groups
+
     def _validate_columns(self, data: pa.Table) -> list[MetricColumn]:
         if "arch_str" not in data.column_names:
             raise TableError(
                 f"{self._where()}: missing the 'arch_str' column; columns are {data.column_names}"
             )
-        columns = [c for c in map(parse_metric_column, data.column_names)
+        names = [n for n in data.column_names if n not in
+                 {r for runs in self._run_columns.values() for r in runs}]
+        names += list(self._run_columns)
+        columns = [c for c in map(parse_metric_column, names)
                    if c is not None and c.key not in DATASET_COSTS]
         if not columns:
             raise TableError(
@@ -144,7 +191,8 @@ class BenchmarkTable:
             )
 
         for c in columns:
-            self._numeric(data, c.column)
+            for name in self._run_columns.get(c.column, [c.column]):
+                self._numeric(data, name)
         return columns
 
     def _numeric(self, data: pa.Table, column: str) -> None:
@@ -154,26 +202,60 @@ class BenchmarkTable:
         if not (pat.is_integer(dtype) or pat.is_floating(dtype)):
             raise TableError(f"{self._where()}: column {column!r} is {dtype}, not numeric")
 
-    def _parse_archs(self, data: pa.Table) -> list[tuple[int, ...]]:
-        strings = data.column("arch_str").to_pylist()
-        archs, seen = [], {}
-        for row, text in enumerate(strings):
-            if text is None:
-                raise TableError(f"{self._where()}: row {row}: 'arch_str' is empty")
-            try:
-                arch = self.space.from_str(text)
-            except (ValueError, TypeError) as exc:
-                raise TableError(
-                    f"{self._where()}: row {row}: 'arch_str' {text!r} is not in the "
-                    f"{self.space.name} space: {exc}"
-                ) from None
-            if arch in seen:
-                raise TableError(
-                    f"{self._where()}: rows {seen[arch]} and {row}: duplicate architecture {text!r}"
-                )
-            seen[arch] = row
-            archs.append(arch)
+    def _parse_archs(self, data: pa.Table) -> np.ndarray:
+        from raynas.tables.parse import parse_arch_strings
+
+        return parse_arch_strings(data.column("arch_str"), self.space, self._where())
+
+    def _index_rows(self, data: pa.Table) -> None:
+        """Key every row by its architecture's mixed-radix number; find duplicates; build
+        the architecture -> row index (a dense array for spaces up to a few times the
+        table's size, else the sorted keys)."""
+        n, radix = len(self._codes), [1]
+        for k in reversed(self.space.num_choices[1:]):
+            radix.insert(0, radix[0] * k)
+        self._radix = tuple(radix)
+        self._keys = self._dense = None
+        if self.space.size >= 2**62:  # keys would overflow int64: a dict of tuples
+            self._tuple_rows: dict[tuple[int, ...], int] = {}
+            for row, arch in enumerate(map(tuple, self._codes.tolist())):
+                if arch in self._tuple_rows:
+                    self._duplicate(data, self._tuple_rows[arch], row)
+                self._tuple_rows[arch] = row
+            return
+        keys = self._codes @ np.asarray(radix, dtype=np.int64)
+        self._keys = keys
+        if self.space.size <= max(4 * n, 1 << 20):
+            self._dense = np.full(self.space.size, -1, dtype=np.int64)
+            self._dense[keys] = np.arange(n)
+            if np.count_nonzero(self._dense >= 0) == n:
+                return  # no duplicates: the sort below is only needed to name them
+        order = np.argsort(keys, kind="stable")
+        ranked = keys[order]
+        repeats = np.flatnonzero(ranked[1:] == ranked[:-1])
+        if repeats.size:  # the first row that repeats an earlier one, as a scan finds it
+            second = order[repeats + 1]
+            i = int(np.argmin(second))
+            self._duplicate(data, int(order[repeats[i]]), int(second[i]))
+        self._sorted, self._order = ranked, order
+
+    def _duplicate(self, data: pa.Table, first: int, again: int) -> None:
+        text = data.column("arch_str")[again].as_py()
+        raise TableError(f"{self._where()}: rows {first} and {again}: duplicate architecture "
+                         f"{text!r}")
+
+    @property
+    def archs(self) -> list[tuple[int, ...]]:
+        """Architecture per row (built on first use, then kept)."""
+        archs = self.__dict__.get("_archs")
+        if archs is None:
+            archs = self.__dict__["_archs"] = list(map(tuple, self._codes.tolist()))
         return archs
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_archs", None)  # rebuilt on demand; the arrays travel zero-copy
+        return state
 
     def _metric_values(self, data: pa.Table, column: str) -> np.ndarray:
         values = data.column(column).to_numpy(zero_copy_only=False).astype(np.float64)
@@ -187,7 +269,7 @@ class BenchmarkTable:
 
     # --------------------------------------------------------------- queries
     def __len__(self) -> int:
-        return len(self.archs)
+        return len(self._codes)
 
     def check_dataset(self, dataset: str) -> str:
         """Return ``dataset`` if the table has it, else raise with the closest name."""
@@ -218,9 +300,36 @@ class BenchmarkTable:
         raise unknown_name(f"metric or cost of {dataset!r}", key,
                            self.metrics(dataset) + self.costs(dataset))
 
+    def runs(self, dataset: str, key: str) -> np.ndarray | None:
+        """Every run of the metric ``<dataset>_<key>``, ``(rows, runs)``, or ``None`` when
+        the table holds one value per architecture for it."""
+        self.column(dataset, key)  # raises with the known names
+        return self._runs.get(f"{dataset}_{key}")
+
+    def run_labels(self, dataset: str) -> list[str]:
+        """The run labels of ``dataset``'s noisy metrics (empty: one value per metric)."""
+        for column, names in self._run_columns.items():
+            if parse_metric_column(column).dataset == dataset:
+                return [n.rpartition("@")[2] for n in names]
+        return []
+
     def row(self, arch: tuple[int, ...]) -> int | None:
-        """Row index of ``arch``, or ``None`` if the table lacks it."""
-        return self._row_of.get(arch)
+        """Row index of ``arch``, or ``None`` if the table lacks it: a constant-time
+        lookup whatever the table's size (an array index, or a binary search)."""
+        if len(arch) != len(self._radix):
+            return None
+        if self._keys is None:
+            return self._tuple_rows.get(tuple(arch))
+        key = 0
+        for a, r, k in zip(arch, self._radix, self.space.num_choices):
+            if not 0 <= a < k:
+                return None
+            key += a * r
+        if self._dense is not None:
+            row = int(self._dense[key])
+            return row if row >= 0 else None
+        i = int(np.searchsorted(self._sorted, key))
+        return int(self._order[i]) if i < len(self._sorted) and self._sorted[i] == key else None
 
     def best(self, dataset: str, key: str = "test_acc", mode: str = "max") -> float:
         """Best value of ``<dataset>_<key>``: the highest, or the lowest for ``mode="min"``."""
