@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raynas.files import write_atomically, write_text
+from raynas.report.units import Scale
 
 if TYPE_CHECKING:
     from raynas.bench.runner import BenchConfig
@@ -127,16 +128,27 @@ def write_summary(
         floor = regret_floor(
             table, dataset, config.search_metric, config.report_metric, config.mode
         )
+        values = table.column(dataset, config.report_metric)
+        scale = Scale.of(values, config.report_metric, best=best)
+        median = float(np.median(values))
+        gap = abs(best - median)
         lines += [
             f"## {dataset}",
             "",
-            f"Best {config.report_metric}: {best:.2f}; regret floor (best by "
-            f"{config.search_metric}): {floor:.2f}. Regret in percentage points, mean ± std.",
+            f"Best {config.report_metric}: {scale.format(best)}; median: "
+            f"{scale.format(median)}; regret floor (best by {config.search_metric}): "
+            f"{scale.format(floor)}. Regret in {scale.unit}, mean ± std.",
             "",
-            *_policy_table(config.policies, points, lambda p, q, d=dataset: _mean_std(
+            *_policy_table(config.policies, points, lambda p, q, d=dataset, s=scale: s.mean_std(
                 regret_at(curves, p, d, q))),
             "",
-            *_time_lines(curves, config, dataset),
+            f"Normalised regret, (best − incumbent) / (best − median) of `{config.report_metric}` "
+            "(0: the table's best, 1: its median architecture), mean ± std:",
+            "",
+            *_policy_table(config.policies, points, lambda p, q, d=dataset, g=gap: _normalised(
+                regret_at(curves, p, d, q), g)),
+            "",
+            *_time_lines(curves, config, dataset, scale),
             *_failure_lines(curves, config.policies, dataset, config.budget),
         ]
         if config.objectives:
@@ -161,7 +173,8 @@ def _policy_table(policies, points, cell) -> list[str]:
             *(f"| {p} | " + " | ".join(cell(p, q) for q in points) + " |" for p in policies)]
 
 
-def _time_lines(curves: pa.Table, config: BenchConfig, dataset: str) -> list[str]:
+def _time_lines(curves: pa.Table, config: BenchConfig, dataset: str,
+                scale: Scale) -> list[str]:
     """Regret at fixed simulated times (a bench with a clock)."""
     if not config.clock:
         return []
@@ -169,7 +182,7 @@ def _time_lines(curves: pa.Table, config: BenchConfig, dataset: str) -> list[str
     if not points:
         return []
     header = "| policy | " + " | ".join(f"{s:,.0f} s" for s in points) + " |"
-    rows = [f"| {p} | " + " | ".join(_mean_std(regret_at_time(curves, p, dataset, s))
+    rows = [f"| {p} | " + " | ".join(scale.mean_std(regret_at_time(curves, p, dataset, s))
                                       for s in points) + " |" for p in config.policies]
     return [f"Regret at simulated times (`{config.clock}` clock, {config.workers} "
             "worker(s)), mean ± std over seeds with a result by then:", "",
@@ -189,11 +202,10 @@ def _failure_lines(curves: pa.Table, policies, dataset: str, budget: int) -> lis
     return [*lines, ""] if lines else []
 
 
-def _mean_std(values: np.ndarray) -> str:
-    values = values[~np.isnan(values)]
-    if not len(values):
+def _normalised(regret: np.ndarray, gap: float) -> str:
+    if gap <= 0:
         return "—"
-    return f"{values.mean():.2f} ± {values.std():.2f}"
+    return Scale(1.0, False, "").mean_std(np.asarray(regret, dtype=float) / gap)
 
 
 def _mean_se(values: np.ndarray) -> str:
@@ -205,8 +217,19 @@ def _mean_se(values: np.ndarray) -> str:
     return f"{values.mean():.4f} ± {values.std(ddof=1) / np.sqrt(len(values)):.4f}"
 
 
-def write_plot(curves: pa.Table, path: Path) -> None:
+def regret_scales(table: BenchmarkTable, config: BenchConfig) -> dict[str, Scale]:
+    """Per dataset, the :class:`~raynas.report.units.Scale` of its report metric."""
+    return {d: Scale.of(table.column(d, config.report_metric), config.report_metric,
+                        best=table.best(d, config.report_metric, config.mode))
+            for d in config.datasets}
+
+
+def write_plot(curves: pa.Table, path: Path, scales: dict[str, Scale] | None = None) -> None:
     """Mean regret vs queries (log-scaled), one panel per dataset, ±1 standard error bands.
+
+    The regret axis is linear near zero and logarithmic beyond a hundredth of the
+    dataset's scale (``scales``: best minus median of the report metric; default: that
+    of accuracies in percent), labelled in the metric's units.
 
     Seed i is the same for every policy (common random numbers), so curves that
     start with random draws coincide at first.
@@ -223,7 +246,9 @@ def write_plot(curves: pa.Table, path: Path) -> None:
     clocked = "time" in curves.column_names and (pc.max(curves["time"]).as_py() or 0) > 0
     fig, axes = plt.subplots(2 if clocked else 1, len(datasets),
                              figsize=(5 * len(datasets), 8 if clocked else 4), squeeze=False)
+    scales = scales or {}
     for ax, dataset in zip(axes[0], datasets):
+        scale = scales.get(dataset, Scale(10.0, True, "percentage points"))
         for policy in policies:
             mask = pc.and_(pc.equal(curves["policy"], policy), pc.equal(curves["dataset"], dataset))
             sub = curves.filter(mask)
@@ -243,22 +268,23 @@ def write_plot(curves: pa.Table, path: Path) -> None:
             ax.set_title(dataset)
             continue
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=0.1)
+        ax.set_yscale("symlog", linthresh=scale.scale / 100)
         ax.set_ylim(bottom=0)
         ax.set_title(f"{dataset}: mean test regret of the incumbent", fontsize=10)
         ax.set_xlabel("queries (evaluated architectures)")
-        ax.set_ylabel("test regret (percentage points)")
+        ax.set_ylabel(f"test regret ({scale.unit})")
         ax.grid(True, which="both", alpha=0.3)
         band_legend(ax, "±1 standard error over seeds", fontsize=8)
     if clocked:
         for ax, dataset in zip(axes[1], datasets):
-            _time_panel(ax, curves, dataset, policies)
+            _time_panel(ax, curves, dataset, policies,
+                        scales.get(dataset, Scale(10.0, True, "percentage points")))
     fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
 
 
-def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str]) -> None:
+def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str], scale: Scale) -> None:
     """Mean regret vs simulated seconds (the incumbent at each time, seeds with a result)."""
     sub = curves.filter(pc.equal(curves["dataset"], dataset))
     ends = sub["time"].to_numpy(zero_copy_only=False)
@@ -268,10 +294,10 @@ def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str]) -> None
                 for v in (regret_at_time(sub, policy, dataset, s) for s in grid)]
         ax.plot(grid, mean, label=policy)
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_yscale("symlog", linthresh=scale.scale / 100)
     ax.set_ylim(bottom=0)
     ax.set_title(f"{dataset}: mean test regret vs simulated time", fontsize=10)
     ax.set_xlabel("simulated time (s)")
-    ax.set_ylabel("test regret (percentage points)")
+    ax.set_ylabel(f"test regret ({scale.unit})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

@@ -24,7 +24,8 @@ from raynas.objectives.fronts import (
     load_front,
 )
 from raynas.objectives.pareto import hypervolume
-from raynas.search.history import incumbent_curve
+from raynas.report.units import Scale
+from raynas.search.history import incumbent_curve, metric_values
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,10 @@ def write_comparison(folders: list[str | Path], out_dir: str | Path) -> list[Pat
              "|---" * (8 if same_front else 5) + "|"]
     for label, run in zip(labels, runs):
         search, report = incumbent_curve(run.history, search_metric, report_metric, mode)
-        best = (f"{search[-1]:.2f} | {report[-1]:.2f}" if len(search) and not np.isnan(search[-1])
-                else "- | -")
+        scales = [Scale.of(metric_values(run.history, m), m) for m in (search_metric,
+                                                                      report_metric)]
+        best = (f"{scales[0].format(search[-1])} | {scales[1].format(report[-1])}"
+                if len(search) and not np.isnan(search[-1]) else "- | -")
         row = f"| {label} | {run.setup or '-'} | {len(search)} | {best}"
         if same_front:
             volume = front_hypervolume(run.history, run.front)
@@ -114,14 +117,17 @@ def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from raynas.report.plots import label, staircase
+    from raynas.report.plots import label, log_if_decades, staircase
 
     panels = 3 if fronts else 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
+    curves = []
     for i, (name, run) in enumerate(zip(labels, runs)):
         _, report = incumbent_curve(run.history, *metrics)
         ax.plot(range(1, len(report) + 1), report, color=f"C{i}", label=name)
+        curves.append(report)
+    log_if_decades(ax, *curves)
 
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"incumbent's {label(metrics[1])}")
@@ -144,6 +150,8 @@ def _plot(runs: list[_Run], labels: list[str], fronts: bool, path: Path,
         if true_front is not None:
             staircase(ax_front, true_front[:, 1], true_front[:, 0], spec.select[1][1],
                       color="k", linestyle="--", linewidth=1, label="true front")
+        log_if_decades(ax_front, *(front_table(r.history, r.front)[x_name].to_numpy()
+                                   for r in runs), axis="x")  # params, latency: decades
         ax_front.set_xlabel(label(x_name))
         ax_front.set_ylabel(label(y_name))
         ax_front.set_title("fronts (chosen on validation, scored on test)", fontsize=10)

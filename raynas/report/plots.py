@@ -46,3 +46,14 @@ def band_legend(ax, what: str, **legend) -> None:
     handles.append(Patch(facecolor="grey", alpha=0.25))
     labels.append(f"shaded: {what}")
     ax.legend(handles, labels, **legend)
+
+
+def log_if_decades(ax, *series, axis: str = "y", decades: float = 2.0) -> bool:
+    """Put ``ax``'s ``axis`` on a log scale when the positive values of ``series`` span at
+    least ``decades`` decades (and none is zero or negative); returns whether it did."""
+    values = np.concatenate([np.asarray(s, dtype=float).ravel() for s in series] or [[]])
+    values = values[np.isfinite(values)]
+    if not len(values) or values.min() <= 0 or values.max() / values.min() < 10 ** decades:
+        return False
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+    return True

@@ -20,6 +20,7 @@ from raynas.objectives.fronts import (
     load_front,
     write_front_files,
 )
+from raynas.report.units import Scale
 from raynas.search.history import incumbent_curve
 
 
@@ -61,8 +62,10 @@ def write_report(out_dir: str | Path) -> list[Path]:
                   "| metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4g} |" for k, v in best.items()
                   if isinstance(v, float) and k not in ("cost", "elapsed")]
+        scale = Scale.of([r[report_metric] for r in ok if r.get(report_metric) is not None],
+                         report_metric)
         lines += ["", f"Incumbent {report_metric} after each quarter of the evaluations: "
-                  + ", ".join(f"{report[max(0, len(report) * q // 4 - 1)]:.2f}"
+                  + ", ".join(scale.format(report[max(0, len(report) * q // 4 - 1)])
                               for q in (1, 2, 3, 4))]
     spec, true_front = load_front(out_dir)
     written = []
@@ -113,7 +116,7 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from raynas.report.plots import label
+    from raynas.report.plots import label, log_if_decades
 
     search, report = incumbent_curve(history, search_metric, report_metric, mode)
     panels = 2 if front is not None else 1
@@ -126,6 +129,7 @@ def write_progress_plot(history, search_metric: str, report_metric: str, path: P
     split, _, rest = label(search_metric).partition(" ")
     same = split in ("validation", "test", "training") and label(report_metric).endswith(rest)
     ax.set_ylabel(rest if same else label(search_metric))  # "accuracy (%)"
+    log_if_decades(ax, search, report)  # e.g. losses from 1e-1 down to 1e-4
     ax.set_title(f"the incumbent (best {label(search_metric)} so far)", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
