@@ -166,6 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also save every search's full history to DIR/histories/")
     bench.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     bench.add_argument("--address", default=None, help="Ray cluster address (default: local)")
+    bench.add_argument("--execution", choices=("auto", "ray", "local"), default="auto",
+                       help="where the searches run: Ray tasks, this process, or auto (Ray "
+                            "on a cluster; locally when the first search's pace says the "
+                            "rest finish sooner here than Ray starts)")
     bench.add_argument("--transfer", choices=("leave-one-out",), default=None,
                        help="catch: meta-train on the table's other datasets before each one "
                             "(checkpoints cached in DIR/catch/)")
@@ -252,7 +256,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         search_metric=args.search_metric, report_metric=args.report_metric, mode=args.mode,
         policy_kwargs=_policy_kwargs(args.policy_kwargs), num_cpus=args.num_cpus,
         address=args.address, objectives=args.objectives, keep_histories=args.keep_histories,
-        transfer=args.transfer,
+        transfer=args.transfer, execution=args.execution,
         meta={"iterations": args.meta_iterations, "queries": args.meta_queries},
     )
     run_bench(config)

@@ -34,6 +34,7 @@ TINY = {
     "setup_cost.py": ["--repeats", "1", "--budget", "10"],
     "default_task.py": ["--random", "4", "--noise-archs", "2", "--noise-seeds", "2",
                         "--search-seeds", "1", "--budget", "2", "--epochs", "1"],
+    "table_scale.py": ["--sizes", "2000", "--seeds", "1", "--bench-size", "3000"],
     "scaling.py": ["--nodes", "1,2", "--seeds", "2", "--budget", "10", "--noop-tasks", "20",
                    "--trials", "2", "--epochs", "1", "--out", "{out}"],
 }

@@ -14,7 +14,9 @@ with other settings. An unreadable file (a truncated write) is recomputed.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +37,7 @@ from raynas.bench.store import (
     write_run,
 )
 from raynas.errors import ArgumentError
-from raynas.files import write_atomically
+from raynas.files import write_atomically, write_text
 from raynas.objectives.fronts import COST_METRICS, NB201_SHAPES
 from raynas.policies import POLICIES, takes_objectives
 from raynas.tables import BenchmarkTable
@@ -91,6 +93,14 @@ class BenchConfig:
             ``<out>/catch/``) and adapts from that checkpoint; ``None``: from scratch.
         meta: :func:`~raynas.policies.catch.meta_train` options (``iterations``,
             ``queries``, ``steps``) for ``transfer``.
+        execution: ``ray``: the searches as Ray tasks (several per task, the table in
+            the object store once, workers warmed before the searches are timed);
+            ``local``: all in this process, no Ray; ``auto`` (default): ``ray`` on a
+            cluster (``address`` or ``$RAY_ADDRESS``); otherwise
+            the first search runs here, timed, and the rest follow it here when that
+            is sooner than starting Ray (:data:`RAY_START_SECONDS`) and sharing them
+            over ``num_cpus`` workers, else on Ray. With ``transfer`` always ``ray``
+            (CATCH meta-trains on Ray workers).
     """
 
     benchmark: Path
@@ -115,6 +125,7 @@ class BenchConfig:
     keep_histories: bool = False
     transfer: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    execution: str = "auto"
 
     @property
     def objective(self) -> Objective:
@@ -327,20 +338,100 @@ def _check(config: BenchConfig, table: BenchmarkTable) -> None:
         )
 
 
+RAY_START_SECONDS = 4.0
+"""What starting a local Ray instance and warming its workers costs on a 2-CPU machine
+(3-8 s measured by ``benchmarks/table_scale.py``): ``execution="auto"`` runs a bench in
+process when its searches would take less than that plus their share on Ray."""
+
+
+def _choose(first_seconds: float, left: int, config: BenchConfig) -> str:
+    """``local`` when the ``left`` searches, at the first one's pace, finish here sooner
+    than on a new local Ray instance with ``num_cpus`` workers, else ``ray``."""
+    cpus = config.num_cpus or os.cpu_count() or 1
+    here = first_seconds * left
+    there = RAY_START_SECONDS + here / max(cpus, 1)
+    return "local" if cpus == 1 or here <= there else "ray"
+
+
+def _run_guarded(table, job, config, fronts, digest) -> pa.Table | BaseException:
+    policy, dataset, seed = job
+    try:
+        return run_one(table, dataset, policy, seed, config, fronts, digest)
+    except Exception as exc:  # noqa: BLE001 - reported with the others, the rest kept
+        return exc
+
+
+def run_many(table: BenchmarkTable, jobs: list[tuple[str, str, int]], config: BenchConfig,
+             fronts: dict[str, TrueFront] | None = None,
+             table_digest: str | None = None) -> list[pa.Table | BaseException]:
+    """Several searches in one Ray task (fewer round trips): each one's curve rows, or
+    the exception that ended it."""
+    return [_run_guarded(table, job, config, fronts, table_digest) for job in jobs]
+
+
+def _warm() -> int:
+    """A worker's first task: import what the searches run, before they are timed."""
+    import raynas.policies  # noqa: F401
+    import raynas.search  # noqa: F401
+
+    return os.getpid()
+
+
+def _run_on_ray(table, jobs, config, fronts, digest, finish, phases) -> dict[str, float]:
+    """The searches as Ray tasks, a few per task (about four tasks per CPU), the table
+    and fronts in the object store once, the workers warmed first."""
+    import ray
+
+    from raynas.cluster import connect
+
+    mark = time.perf_counter()
+    connect(config.address, config.num_cpus)
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ray.get([ray.remote(num_cpus=1)(_warm).remote() for _ in range(cpus)])
+    phases["ray_start"] = time.perf_counter() - mark
+    meta_seconds = {}
+    if config.transfer:
+        mark = time.perf_counter()
+        meta_seconds = meta_train_left_out(
+            config, table, sorted({d for p, d, _ in jobs if p == "catch"}))
+        phases["meta_train"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    remote = ray.remote(num_cpus=1)(run_many)
+    table_ref = ray.put(table)
+    fronts_ref = ray.put(fronts) if fronts is not None else None
+    size = max(1, -(-len(jobs) // (4 * cpus)))
+    chunks = [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    pending = {remote.remote(table_ref, chunk, config, fronts_ref, digest): chunk
+               for chunk in chunks}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+        for ref in ready:
+            chunk = pending.pop(ref)
+            try:
+                results = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                results = [exc] * len(chunk)
+            for job, result in zip(chunk, results):
+                finish(job, result)
+    phases["searches"] = time.perf_counter() - mark
+    return meta_seconds
+
+
 def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
     """Run every policy x dataset x seed as Ray tasks and write the outputs.
 
     Returns the curves table (also written to ``<out>/curves.parquet``; a
     multi-objective bench also writes ``<out>/hypervolume.parquet``).
     """
-    import ray
     from tqdm.auto import tqdm
 
-    from raynas.report.bench import write_plot, write_summary
+    from raynas.report.bench import regret_scales, write_plot, write_summary
 
     start = time.perf_counter()
+    phases: dict[str, float] = {}
     table = BenchmarkTable.load(config.benchmark, config.space)
     _check(config, table)
+    phases["load"] = time.perf_counter() - start
     digest = file_digest(table.path)
     out = Path(config.out).resolve()
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -362,43 +453,47 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
         logger.info("ignoring %d search file(s) in %s made with other settings (budget, seeds, "
                     "metrics, table, policy options...)", len(foreign), out / "runs")
     meta_seconds: dict[str, float] = {}
+    crashed: list[tuple[tuple[str, str, int], BaseException]] = []
+    execution = "none: every search reused"
     if jobs:
-        from raynas.cluster import connect
+        fronts = true_fronts(table, config) if config.objectives else None
 
-        connect(config.address, config.num_cpus)
-        if config.transfer:
-            meta_seconds = meta_train_left_out(
-                config, table, sorted({d for p, d, _ in jobs if p == "catch"}))
-        remote = ray.remote(num_cpus=1)(run_one)
-        table_ref = ray.put(table)
-        fronts = ray.put(true_fronts(table, config)) if config.objectives else None
-        pending = {
-            remote.remote(table_ref, d, p, s, config, fronts, digest): (p, d, s)
-            for p, d, s in jobs
-        }
-        crashed: list[tuple[tuple[str, str, int], BaseException]] = []
+        def finish(job: tuple[str, str, int], result: pa.Table | BaseException) -> None:
+            if isinstance(result, BaseException):
+                crashed.append((job, result))
+                return
+            write_run(result, run_file(out, *job, keys[job]),
+                      search_settings(config, digest, *job))
+            done[job] = result
+            bar.update(1)
+
         with tqdm(total=len(searches), initial=len(done), desc="bench", unit="search",
                   disable=not progress) as bar:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=min(len(pending), 8), timeout=5.0)
-                for ref in ready:
-                    job = pending.pop(ref)
-                    try:
-                        result = ray.get(ref)
-                    except ray.exceptions.RayTaskError as exc:
-                        crashed.append((job, exc))
-                        continue
-                    write_run(result, run_file(out, *job, keys[job]),
-                                      search_settings(config, digest, *job))
-                    done[job] = result
-                    bar.update(1)
+            mark = time.perf_counter()
+            execution, jobs_left = config.execution, list(jobs)
+            if config.transfer or (execution == "auto" and (
+                    config.address or os.environ.get("RAY_ADDRESS"))):
+                execution = "ray"  # CATCH meta-trains on Ray; a cluster is there to use
+            if execution == "auto":  # time the first search here, then decide
+                first = jobs_left.pop(0)
+                finish(first, _run_guarded(table, first, config, fronts, digest))
+                execution = _choose(time.perf_counter() - mark, len(jobs_left), config)
+            if execution == "local":
+                for job in jobs_left:
+                    finish(job, _run_guarded(table, job, config, fronts, digest))
+                phases["searches"] = time.perf_counter() - mark
+            elif jobs_left:
+                phases["local_first"] = time.perf_counter() - mark
+                meta_seconds = _run_on_ray(table, jobs_left, config, fronts, digest, finish,
+                                           phases)
         if crashed:
-            (p, d, s), first = crashed[0]
+            (p, d, s), first_error = crashed[0]
             raise RuntimeError(
                 f"{len(crashed)} of {len(jobs)} bench searches crashed (a bug; the first, "
                 f"{p} on {d} seed {s}, is below). The {len(done)} finished searches are "
                 f"kept in {out / 'runs'}; a rerun computes only the missing ones."
-            ) from first
+            ) from first_error
+    mark = time.perf_counter()
     curves = pa.concat_tables(done[job].replace_schema_metadata(None) for job in searches)
     write_atomically(out / "curves.parquet", lambda tmp: pq.write_table(curves, tmp))
     if config.objectives:
@@ -413,6 +508,14 @@ def run_bench(config: BenchConfig, progress: bool = True) -> pa.Table:
             f.write("\nCATCH meta-training (leave-one-dataset-out), seconds per target "
                     "dataset, not included above: "
                     + ", ".join(f"{d}: {t:.1f}" for d, t in meta_seconds.items()) + "\n")
-    write_plot(curves, out / "regret.png")
-    logger.info("bench: %d evaluations in %.1f s", evaluations, wall)
+    write_plot(curves, out / "regret.png", regret_scales(table, config))
+    phases["outputs"] = time.perf_counter() - mark
+    phases["total"] = time.perf_counter() - start
+    fresh = sum(done[job].num_rows for job in jobs)
+    timings = {"evaluations": evaluations, "computed": fresh, "execution": execution,
+               "seconds": phases}
+    write_text(out / "timings.json", json.dumps(timings, indent=1) + "\n")
+    logger.info("bench: %d evaluations in %.1f s, %s (%s)", evaluations, phases["total"],
+                execution, ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()
+                                     if k != "total"))
     return curves
