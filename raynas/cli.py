@@ -273,13 +273,17 @@ def cmd_meta_train(args: argparse.Namespace) -> int:
     from raynas.spaces import get_space
 
     options = _policy_kwargs(args.policy_kwargs)
-    tasks = table_tasks(_need_table(args), args.tasks, space=args.space,
-                        search_metric=args.search_metric, report_metric=args.report_metric)
     from raynas.cluster import connect
 
-    hook = _mlflow_hook(args.mlflow, args, options) if args.mlflow else None
+    table = _need_table(args)
+    kwargs = {"space": args.space, "search_metric": args.search_metric,
+              "report_metric": args.report_metric}
+    table_tasks(table, args.tasks, **kwargs)  # bad datasets fail here, before Ray starts
     connect(args.address, args.num_cpus)
+    hook = _mlflow_hook(args.mlflow, args, options) if args.mlflow else None
     try:
+        # now the validated table goes into the object store once, shared by every task
+        tasks = table_tasks(table, args.tasks, **kwargs)
         meta_train(get_space(args.space), tasks, iterations=args.iterations,
                    queries=args.queries, steps=args.steps, seed=args.seed, out=args.out,
                    on_iteration=hook, **options)
