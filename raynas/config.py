@@ -495,8 +495,10 @@ def space_label(config: SearchConfig) -> str:
     if options.get("file"):
         import yaml
 
+        from raynas.files import load_yaml
+
         try:
-            spec = yaml.safe_load(Path(options["file"]).read_text())
+            spec = load_yaml(Path(options["file"]).read_text())
         except (OSError, yaml.YAMLError):
             spec = None
         if isinstance(spec, dict) and isinstance(spec.get("name"), str):
@@ -559,9 +561,11 @@ def load(path: str | Path | None) -> SearchConfig:
     a local ``resources.storage_path``, ``policy.checkpoint``) are relative to the config
     file's folder, not to the current directory; they are stored absolute, so the
     ``config.yaml`` a search saves resumes from anywhere. An empty file is an error: the
-    embedded default runs with no config at all.
+    embedded default runs with no config at all. A key given twice is an error.
     """
     import yaml
+
+    from raynas.files import load_yaml
 
     if path is None:
         return from_dict({})
@@ -569,7 +573,7 @@ def load(path: str | Path | None) -> SearchConfig:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except (UnicodeDecodeError, OSError) as exc:

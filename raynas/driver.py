@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -406,7 +407,7 @@ def _finish(config: cfg.SearchConfig, out_dir: Path, job: _Job,
             metrics=extra, model_dir=model_dir, registered_name=name,
             model_description=description, model_tags=tags)
     return SearchSummary(out_dir, best, metrics, result.queries, model_file,
-                         failure_reason(result.history),
+                         failure_reason(result.history, out_dir),
                          browse_commands(config, out_dir,
                                          job.tracker.mlflow.experiment_id if job.tracker else None))
 
@@ -464,16 +465,31 @@ def search_budget(config: cfg.SearchConfig):
     return Budget(max_queries=limits.queries, max_seconds=limits.seconds)
 
 
-def failure_reason(history) -> str | None:
+_TRACEBACK = re.compile(r"its traceback is in (trial_\w+)/error\.txt")
+
+
+def failure_reason(history, out_dir: Path | None = None) -> str | None:
     """Why a search has no best architecture (``None`` if it has one): how many
-    evaluations failed, and the first error."""
+    evaluations failed, and the first error; for a Tune trial, the exception that ended
+    it, read from the ``error.txt`` Tune wrote into ``out_dir/tune`` (plain text, never
+    executed)."""
     rows = [r for r in history.to_pylist() if not r["cached"]]
     if any(r["status"] == "ok" for r in rows):
         return None
     if not rows:
         return "no architecture was evaluated"
-    return (f"no evaluation succeeded: all {len(rows)} failed; the first error: "
-            f"{(rows[0]['error'] or 'unknown')[:300]}")
+    error = rows[0]["error"] or "unknown"
+    match = _TRACEBACK.search(error)
+    if match and out_dir is not None:
+        path = Path(out_dir) / "tune" / match[1] / "error.txt"
+        try:
+            lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines()]
+        except OSError:
+            lines = []
+        last = next((ln for ln in reversed(lines) if ln), "")
+        if last:
+            error = f"{last[:400]} (traceback: {path})"
+    return f"no evaluation succeeded: all {len(rows)} failed; the first error: {error[:600]}"
 
 
 def _retrain(config: cfg.SearchConfig, space, data, arch: str, folder: Path):

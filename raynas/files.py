@@ -48,3 +48,27 @@ def cache_dir() -> Path:
     import os
 
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "raynas").expanduser()
+
+
+def load_yaml(text: str):
+    """YAML as ``yaml.safe_load`` reads it (no tags that build objects), except that a
+    key given twice in one mapping is an error (``yaml.YAMLError`` naming the key and
+    its line), not silently the last value."""
+    import yaml
+
+    class _UniqueKeys(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice (lines {seen[key] + 1} and "
+                    f"{key_node.start_mark.line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep=deep)
+
+    _UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass

@@ -117,3 +117,19 @@ def test_missing_and_broken_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("budget: [1, 2\n")
     with pytest.raises(cfg.ConfigError, match="not valid YAML"):
         cfg.load(tmp_path / "bad.yaml")
+
+
+def test_a_key_given_twice_is_an_error_not_the_last_value(tmp_path):
+    """YAML itself keeps the last of two equal keys: a silent wrong search."""
+    config = tmp_path / "twice.yaml"
+    config.write_text("evaluator:\n  search_metric: valid_f1\n  kind: training\n"
+                      "  search_metric: valid_acc\n")
+    with pytest.raises(cfg.ConfigError, match=r"'search_metric' is given twice \(lines 2 and 4\)"):
+        cfg.load(config)
+    from raynas.errors import ArgumentError
+    from raynas.spaces.custom import CustomSpace
+
+    space = tmp_path / "space.yaml"
+    space.write_text("name: s\ndecisions:\n  a: [1, 2]\n  a: [3]\n")
+    with pytest.raises(ArgumentError, match=r"'a' is given twice"):
+        CustomSpace.from_yaml(space)

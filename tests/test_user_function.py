@@ -151,7 +151,13 @@ def test_a_function_that_does_not_report_the_search_metric_is_named(user_train, 
     trial = history[0]["error"].split("traceback is in ")[1].split("/error.txt")[0]
     error = (user_train / "bad" / "tune" / trial / "error.txt").read_text()
     assert "reported ['accuracy'] but not the search metric 'valid_acc'" in error
-    assert "MetricMismatchError" in proc.stdout + proc.stderr
+    # and the search's last line says it, with the traceback's file
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("raynas: error: no evaluation succeeded: all 1 failed; the first "
+                           "error: raynas.evaluators.user.MetricMismatchError: usertrain:"
+                           "wrong_metric reported ['accuracy'] but not the search metric "
+                           "'valid_acc'"), last
+    assert f"(traceback: {user_train / 'bad' / 'tune' / trial / 'error.txt'})" in last
 
 
 @pytest.mark.parametrize("text, message", [

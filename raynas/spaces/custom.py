@@ -150,14 +150,17 @@ class CustomSpace(SearchSpace):
 
     @classmethod
     def from_yaml(cls, path: str | Path, builder: str | None = None) -> CustomSpace:
-        """Build from a YAML file of :meth:`from_dict`'s shape."""
+        """Build from a YAML file of :meth:`from_dict`'s shape (a key given twice is an
+        error)."""
         import yaml
+
+        from raynas.files import load_yaml
 
         path = Path(path)
         if not path.is_file():
             raise ArgumentError(f"custom space file not found: {path}")
         try:
-            spec = yaml.safe_load(path.read_text())
+            spec = load_yaml(path.read_text())
         except yaml.YAMLError as exc:
             raise ArgumentError(f"{path}: not valid YAML: {exc}") from None
         try:
