@@ -227,9 +227,10 @@ def regret_scales(table: BenchmarkTable, config: BenchConfig) -> dict[str, Scale
 def write_plot(curves: pa.Table, path: Path, scales: dict[str, Scale] | None = None) -> None:
     """Mean regret vs queries (log-scaled), one panel per dataset, ±1 standard error bands.
 
-    The regret axis is linear near zero and logarithmic beyond a hundredth of the
-    dataset's scale (``scales``: best minus median of the report metric; default: that
-    of accuracies in percent), labelled in the metric's units.
+    The regret axis is linear near zero and logarithmic beyond 0.1 pp for accuracies in
+    percent, beyond a hundredth of the dataset's scale for other metrics (``scales``:
+    best minus median of the report metric; default: accuracies in percent), labelled
+    in the metric's units.
 
     Seed i is the same for every policy (common random numbers), so curves that
     start with random draws coincide at first.
@@ -268,7 +269,7 @@ def write_plot(curves: pa.Table, path: Path, scales: dict[str, Scale] | None = N
             ax.set_title(dataset)
             continue
         ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=scale.scale / 100)
+        ax.set_yscale("symlog", linthresh=_linthresh(scale))
         ax.set_ylim(bottom=0)
         ax.set_title(f"{dataset}: mean test regret of the incumbent", fontsize=10)
         ax.set_xlabel("queries (evaluated architectures)")
@@ -284,6 +285,12 @@ def write_plot(curves: pa.Table, path: Path, scales: dict[str, Scale] | None = N
     plt.close(fig)
 
 
+def _linthresh(scale: Scale) -> float:
+    """Where the regret axis turns logarithmic: 0.1 pp for accuracies in percent, a
+    hundredth of the scale for other metrics (a loss table's 1e-6)."""
+    return 0.1 if scale.percent else scale.scale / 100
+
+
 def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str], scale: Scale) -> None:
     """Mean regret vs simulated seconds (the incumbent at each time, seeds with a result)."""
     sub = curves.filter(pc.equal(curves["dataset"], dataset))
@@ -294,7 +301,7 @@ def _time_panel(ax, curves: pa.Table, dataset: str, policies: list[str], scale: 
                 for v in (regret_at_time(sub, policy, dataset, s) for s in grid)]
         ax.plot(grid, mean, label=policy)
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=scale.scale / 100)
+    ax.set_yscale("symlog", linthresh=_linthresh(scale))
     ax.set_ylim(bottom=0)
     ax.set_title(f"{dataset}: mean test regret vs simulated time", fontsize=10)
     ax.set_xlabel("simulated time (s)")
