@@ -449,7 +449,7 @@ def _model_version(config: cfg.SearchConfig, out_dir: Path, best: str | None,
     ev = config.evaluator
     value = metrics.get(ev.search_metric)
     description = (f"The best architecture of a {config.policy.name} search over "
-                   f"{config.space.name} on {ev.dataset}: {best} ({ev.search_metric} "
+                   f"{cfg.space_label(config)} on {ev.dataset}: {best} ({ev.search_metric} "
                    f"{value:g})" if value is not None else None)
     tags = {"raynas.search": str(out_dir), "raynas.arch": str(best),
             "raynas.search_metric": ev.search_metric, "raynas.dataset": ev.dataset,

@@ -107,3 +107,5 @@ def test_the_default_search_runs_from_anywhere_with_a_tiny_budget(tmp_path, ray_
 
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     assert client.get_registered_model("raynas-cnn1d-mnist1d").name == "raynas-cnn1d-mnist1d"
+    version = client.get_model_version("raynas-cnn1d-mnist1d", "1")
+    assert "a rea search over cnn1d on mnist1d" in version.description
