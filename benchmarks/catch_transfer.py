@@ -7,9 +7,18 @@ table's best test accuracy minus the incumbent's), mean ± std over the seeds at
 10/25/50/100 queries. Every variant meta-trains its own checkpoints (cached in
 ``--out``); the meta-training time per target dataset is printed separately.
 
+``--tasks relabelled`` (or ``both``) runs the same on a task family that disagrees
+with the meta-training tasks (issue 23): the table with CIFAR-100's operations
+relabelled by a fixed permutation (``raynas.tables.variants.relabel_ops``, ops
+``RELABEL``: the cell that uses skip-connect on an edge gets the results of the one
+that uses conv 3x3 there, ...), so CIFAR-100's good cells are elsewhere while its
+values and landscape are kept; targeting CIFAR-100, CATCH meta-trains on the two
+unchanged datasets and its prior points the wrong way.
+
 Usage:
     python benchmarks/catch_transfer.py --table ../shared/benchmarks/nb201_12epoch.parquet \
-        [--seeds 20] [--budget 100] [--meta-iterations 30] [--out /tmp/catch_transfer]
+        [--seeds 20] [--budget 100] [--meta-iterations 30] [--out /tmp/catch_transfer] \
+        [--tasks plain|relabelled|both]
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from raynas.policies.catch import read_checkpoint
 from raynas.report.bench import regret_at
 
 PEERS = ("random", "rea", "ls", "tpe")
+RELABEL = [0, 3, 4, 1, 2]  # NB201 ops: none, skip <- conv3x3, conv1x1 <- avg pool, ...
 DATASETS = ("cifar10", "cifar100", "imagenet16_120")
 POINTS = (10, 25, 50, 100)
 # label -> (transfer, catch options)
@@ -44,14 +54,37 @@ def main() -> None:
     parser.add_argument("--meta-iterations", type=int, default=30)
     parser.add_argument("--meta-queries", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("/tmp/catch_transfer"))
+    parser.add_argument("--tasks", choices=("plain", "relabelled", "both"), default="plain")
     args = parser.parse_args()
-    common = dict(benchmark=args.table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
+    tables = []
+    if args.tasks in ("plain", "both"):
+        tables.append(("plain leave-one-out", args.table, args.out))
+    if args.tasks in ("relabelled", "both"):
+        import pyarrow.parquet as pq
+
+        from raynas.tables import BenchmarkTable
+        from raynas.tables.variants import relabel_ops
+
+        space = BenchmarkTable.load(args.table).space
+        variant = args.out / "relabelled" / "nb201_cifar100_relabelled.parquet"
+        variant.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(relabel_ops(pq.read_table(args.table), space, "cifar100", RELABEL),
+                       variant)
+        tables.append(("CIFAR-100's ops relabelled (disagrees with the others)", variant,
+                       args.out / "relabelled"))
+    for title, table, out in tables:
+        print(f"\n# {title}: {table}")
+        _run(args, table, out)
+
+
+def _run(args, table: Path, out: Path) -> None:
+    common = dict(benchmark=table, datasets=DATASETS, seeds=args.seeds, budget=args.budget,
                   meta={"iterations": args.meta_iterations, "queries": args.meta_queries})
     start = time.perf_counter()
     runs, meta_seconds = {}, {}
     for k, (label, (transfer, options)) in enumerate(VARIANTS.items()):
         policies = ("catch", *PEERS) if k == 0 else ("catch",)
-        config = BenchConfig(policies=policies, out=args.out / f"variant{k}", transfer=transfer,
+        config = BenchConfig(policies=policies, out=out / f"variant{k}", transfer=transfer,
                              policy_kwargs={"catch": options}, **common)
         runs[label] = run_bench(config, progress=True)
         if transfer:

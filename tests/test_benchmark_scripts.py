@@ -25,7 +25,7 @@ TINY = {
     "npg_pareto.py": ["--seeds", "2", "--budget", "20", "--policies", "npg,random",
                       "--out", "{out}"],
     "catch_transfer.py": ["--seeds", "2", "--budget", "10", "--meta-iterations", "2",
-                          "--meta-queries", "5", "--out", "{out}"],
+                          "--meta-queries", "5", "--out", "{out}", "--tasks", "both"],
     "catch_meta_speed.py": ["--iterations", "3", "--queries", "5"],
     "manas_memory.py": ["--channels", "4", "--layers", "3", "--batch", "4", "--steps", "1",
                         "--device", "cpu"],
