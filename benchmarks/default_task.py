@@ -150,7 +150,8 @@ def main() -> None:
         arch = space.sample(rng)
         if arch not in archs:
             archs.append(arch)
-    ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
+             log_to_driver=False)  # a new instance, never another session's cluster
     start = time.perf_counter()
     spread = _train(space_file, archs, [default.seed] * len(archs), epochs)
     spread_s = time.perf_counter() - start
