@@ -91,8 +91,8 @@ class TabularEvaluator:
                     self._keys.append(name)
                     self._columns.append(getattr(cost_model, name)(table.archs))
         # noisy tables: (key, runs) of the metrics drawn per query
-        self._drawn = [(i, table.runs(dataset, key)) for i, key in enumerate(keys)
-                       if table.runs(dataset, key) is not None
+        runs = [table.runs(dataset, key) for key in keys]
+        self._drawn = [(i, r) for i, (key, r) in enumerate(zip(keys, runs)) if r is not None
                        and (key != report_metric or key == search_metric)]
         self.num_runs = self._drawn[0][1].shape[1] if self._drawn else 1
         self.seed = int(seed)

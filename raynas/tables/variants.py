@@ -62,7 +62,7 @@ def relabel_ops(data: pa.Table, space: SearchSpace, dataset: str,
     decision). Every ``perm(a)`` must be in the table (a complete table, as NB201's)."""
     import pyarrow as pa
 
-    from raynas.tables.parse import parse_arch_strings
+    from raynas.tables.table import BenchmarkTable
 
     counts = space.num_choices
     perms = ([list(permutation)] * len(counts)
@@ -72,18 +72,16 @@ def relabel_ops(data: pa.Table, space: SearchSpace, dataset: str,
                                         for p, k in zip(perms, counts)):
         raise ArgumentError(f"permutation: expected a permutation of each decision's "
                             f"choices {list(counts)}, got {permutation}")
-    codes = parse_arch_strings(data.column("arch_str"), space)
-    radix = np.cumprod([1, *counts[:0:-1]])[::-1].astype(np.int64)
-    keys = codes @ radix
-    row_of = {int(k): r for r, k in enumerate(keys.tolist())}
-    lookup = [np.asarray(p, dtype=np.int64) for p in perms]
-    moved = np.stack([lookup[i][codes[:, i]] for i in range(len(counts))], axis=1) @ radix
-    missing = [r for r, k in enumerate(moved.tolist()) if k not in row_of]
+    table = BenchmarkTable(data, space)  # parsed, validated and indexed once
+    moved = np.stack([np.asarray(p, dtype=np.int64)[table._codes[:, i]]
+                      for i, p in enumerate(perms)], axis=1)
+    source = [table.row(arch) for arch in map(tuple, moved.tolist())]
+    missing = [r for r, row in enumerate(source) if row is None]
     if missing:
         raise TableError(f"relabel_ops: the table lacks the relabelled architecture of "
                          f"{len(missing)} row(s) (first: row {missing[0]}); it needs every "
                          "architecture the permutation maps to")
-    source = np.asarray([row_of[k] for k in moved.tolist()], dtype=np.int64)
+    source = np.asarray(source, dtype=np.int64)
     columns = _metric_columns(data, dataset)
     columns += [c for c in (f"{dataset}_train_time", f"{dataset}_latency")
                 if c in data.column_names]
